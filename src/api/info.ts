@@ -1,0 +1,33 @@
+/** `info`: where things are. */
+import { withWorkspace } from '../workspace/workspace.js';
+import type { WorkspaceOptions } from './types.js';
+
+export interface InfoResult {
+  root: string;
+  /** The git directory of the store. */
+  store: string;
+  /** The stack's full ref name. */
+  ref: string;
+  /** Top layer id, or null for an empty stack. */
+  head: string | null;
+  /** The writable layer's directory. */
+  upper: string;
+  /** The view's directory, or null before mount-view. */
+  view: string | null;
+  layers: number;
+}
+
+export async function info(opts: WorkspaceOptions = {}): Promise<InfoResult> {
+  return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
+    const head = ws.store.head();
+    return {
+      root: ws.root,
+      store: ws.gitdir,
+      ref: ws.store.stackRef,
+      head,
+      upper: ws.upper,
+      view: ws.readState().view,
+      layers: ws.store.layers(head).length,
+    };
+  }, { lock: false });
+}

@@ -1,0 +1,221 @@
+/**
+ * Reconcile: bring the writable layer and the view into agreement before anything reads state.
+ *
+ * The view is where people edit; the writable layer (upper) can be edited too. Each keeps an index of what it
+ * held at the last reconcile, and the view's index *is* the view as it was then (V0). A reconcile:
+ *
+ * 1. scans the upper (U1) and the view (V1); the stat caches mean only changed files are hashed;
+ * 2. works out the view the upper and the stack now imply: Vu = union(stack, U1);
+ * 3. merges, path by path: the view's edits (V0 -> V1) stand; the upper's and the stack's (V0 -> Vu) are
+ *    brought in where the view did not touch the same path (or a path above or below it); where both changed a
+ *    path differently, the view's version wins and a warning says so. The result is V*;
+ * 4. records V* in the upper as overlayfs would: U* = delta(stack, V*) (copy-ups, whiteouts, opaque
+ *    directories for directories deleted and re-created), and writes only what differs on each side.
+ *
+ * Without a view, V* = Vu. Because U* is always derived from V*, the upper never keeps no-op entries, and an
+ * interrupted commit (stack moved, upper not yet emptied) heals on the next reconcile.
+ */
+import * as fs from 'node:fs';
+import { diffTrees, type Change } from '../core/changes.js';
+import { computeDelta } from '../core/delta.js';
+import { editTree } from '../core/edit.js';
+import { dirname, join } from '../core/path.js';
+import { EMPTY_BLOB, EMPTY_TREE, lookup, sameEntry, type TreeEntry } from '../core/tree.js';
+import { applyLayer } from '../core/union.js';
+import { OPAQUE_MARKER } from '../core/whiteout.js';
+import { hashObject } from '../core/hash.js';
+import { indexPath, loadIndex, saveIndex, type Index } from '../fs/index-file.js';
+import { Materializer, type BlobSource } from '../fs/materialize.js';
+import { fsPath } from '../fs/paths.js';
+import { hashFile, scanTree } from '../fs/scan.js';
+import { ObjectError, display } from '../errors.js';
+import type { Workspace, State } from '../workspace/workspace.js';
+import type { Progress } from './types.js';
+
+export interface Synced {
+  state: State;
+  /** Stack top (commit) and its union tree. */
+  head: string | null;
+  lowerTree: string | null;
+  /** The writable layer as a layer tree (EMPTY_TREE when empty). */
+  upperTree: string;
+  upperIndex: Index;
+  /** The view's content (the union of the stack and the writable layer). */
+  viewTree: string;
+  viewIndex: Index | null;
+  warnings: string[];
+  /** Paths in the view that no layer can hold (names starting with '.wh.'). */
+  unrepresentable: string[];
+  blobs: WorkspaceBlobs;
+}
+
+/** Blob contents for writing: files of the view and the upper known to hold them, else the store. */
+export class WorkspaceBlobs implements BlobSource {
+  private readonly files = new Map<string, { abs: Buffer; link: boolean }>();
+  private readonly roots: Array<{ root: string; index: Index }> = [];
+  private built = false;
+
+  constructor(private readonly ws: Workspace) {}
+
+  addRoot(root: string, index: Index): void {
+    this.roots.push({ root, index });
+    this.built = false;
+  }
+
+  private source(oid: string): { abs: Buffer; link: boolean } | undefined {
+    if (!this.built) {
+      for (const { root, index } of this.roots) {
+        for (const [path, e] of index) if (e.mode !== '40000' && !this.files.has(e.oid)) this.files.set(e.oid, { abs: fsPath(root, path), link: e.mode === '120000' });
+      }
+      this.built = true;
+    }
+    return this.files.get(oid);
+  }
+
+  read(oid: string): Buffer {
+    const s = this.source(oid);
+    if (s) {
+      try {
+        const data = s.link ? fs.readlinkSync(s.abs, { encoding: 'buffer' }) : fs.readFileSync(s.abs);
+        if (hashObject('blob', data) === oid) return data;
+      } catch { /* changed or gone: fall back to the store */ }
+    }
+    return this.ws.store.objects.readType(oid, 'blob');
+  }
+
+  async writeFile(oid: string, dest: Buffer, mode: number): Promise<void> {
+    if (oid === EMPTY_BLOB) { fs.writeFileSync(dest, '', { mode, flag: 'wx' }); return; }
+    const s = this.source(oid);
+    if (s && !s.link) {
+      try {
+        fs.copyFileSync(s.abs, dest, fs.constants.COPYFILE_EXCL);
+        if (hashFile(dest, fs.statSync(dest).size) === oid) return;
+        fs.rmSync(dest, { force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
+        fs.rmSync(dest, { force: true });
+      }
+      if (!this.ws.store.objects.has(oid)) throw new ObjectError(oid, `changed while glayer was copying it (${display(s.abs.toString('latin1'))}); run the command again`);
+    }
+    await this.ws.store.objects.writeBlobTo(oid, dest, mode);
+  }
+}
+
+export interface SyncOptions {
+  onProgress?: Progress;
+}
+
+export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<Synced> {
+  const store = ws.store;
+  const objects = store.objects;
+  const state = ws.readState();
+  const head = store.head();
+  const lowerTree = store.unionTree(head);
+  const warnings: string[] = [];
+
+  // 1. Scan the writable layer and the view.
+  fs.mkdirSync(ws.upper, { recursive: true });
+  const upperPrev = loadIndex(indexPath(ws.gitdir, 'upper'), objects);
+  const upperScan = scanTree(ws.upper, upperPrev.index, objects, { markers: true });
+  for (const p of upperScan.skipped) warnings.push(`ignoring special file in the writable layer: ${display(p)}`);
+  const U1 = upperScan.root ?? EMPTY_TREE;
+
+  // 2. The view the stack and the writable layer imply.
+  const Vu = applyLayer(objects, lowerTree, U1, { layer: 'writable layer', clean: store.clean });
+
+  let viewScan: ReturnType<typeof scanTree> | null = null;
+  let V1: string | null = null;
+  let V0: string | null = null;
+  let viewPrev: Index = new Map();
+  if (state.view !== null) {
+    const prev = loadIndex(indexPath(ws.gitdir, 'view'), objects);
+    viewPrev = prev.index;
+    viewScan = scanTree(state.view, viewPrev, objects, { markers: false });
+    if (viewScan.root === null) {
+      warnings.push(`the view ${state.view} is gone; run 'glayer mount-view' to make it again`);
+      state.view = null;
+      viewScan = null;
+    } else {
+      V1 = viewScan.root;
+      // No record of what the view held: count everything in it as the user's (nothing is lost).
+      V0 = prev.root ?? Vu;
+      for (const p of viewScan.skipped) warnings.push(`ignoring special file in the view: ${display(p)}`);
+    }
+  }
+
+  // 3. Merge the two sides.
+  let Vstar = Vu;
+  let dV: Change[] = [];
+  if (V1 !== null) {
+    dV = diffTrees(objects, V0, V1);
+    const dU = diffTrees(objects, V0, Vu);
+    if (dV.length === 0) Vstar = Vu;
+    else if (dU.length === 0) Vstar = V1;
+    else {
+      const touched = new Set<string>();
+      const above = new Set<string>();
+      for (const c of dV) {
+        touched.add(c.path);
+        for (let p = dirname(c.path); ; p = dirname(p)) { above.add(p); if (p === '') break; }
+      }
+      const edits = new Map<string, TreeEntry | null>();
+      for (const c of dU) {
+        let clash = touched.has(c.path) || above.has(c.path);
+        for (let p = dirname(c.path); !clash; p = dirname(p)) { if (touched.has(p)) clash = true; if (p === '') break; }
+        if (!clash) { edits.set(c.path, c.new); continue; }
+        if (!sameEntry(lookup(objects, V1, c.path), lookup(objects, Vu, c.path))) {
+          warnings.push(`${display(c.path)} changed both in the view and in the writable layer; kept the view's version`);
+        }
+      }
+      Vstar = editTree(objects, V1, edits);
+    }
+  }
+
+  // 4. The writable layer that records V* over the stack.
+  // A directory deleted and re-created in the view has a new inode: record it as opaque, as overlayfs does.
+  const opaque = (path: string): boolean => {
+    if (viewScan) {
+      const before = viewPrev.get(path);
+      const now = viewScan.index.get(path);
+      if (before && now && before.mode === '40000' && now.mode === '40000' && before.stat.ino !== now.stat.ino) return true;
+    }
+    return lookup(objects, U1, join(path, OPAQUE_MARKER)) !== null;
+  };
+  const Ustar = computeDelta(objects, lowerTree, Vstar, opaque);
+
+  const blobs = new WorkspaceBlobs(ws);
+  if (viewScan && state.view) blobs.addRoot(state.view, viewScan.index);
+  blobs.addRoot(ws.upper, upperScan.index);
+
+  // 5. Write what differs: the upper first (it is what a commit reads), then the view.
+  const upperIndex = upperScan.index;
+  if (Ustar !== U1) {
+    await new Materializer(ws.upper, objects, blobs, upperIndex).apply(diffTrees(objects, U1, Ustar));
+  }
+  let viewIndex: Index | null = null;
+  if (viewScan && state.view && V1 !== null) {
+    viewIndex = viewScan.index;
+    if (Vstar !== V1) {
+      await new Materializer(state.view, objects, blobs, viewIndex, opts.onProgress && ((p) => opts.onProgress!({ phase: 'view', ...p }))).apply(diffTrees(objects, V1, Vstar));
+    }
+  }
+  saveIndex(indexPath(ws.gitdir, 'upper'), objects, Ustar === EMPTY_TREE ? null : Ustar, upperIndex);
+  if (viewIndex) saveIndex(indexPath(ws.gitdir, 'view'), objects, Vstar, viewIndex);
+  if (state.lower !== head || (state.view === null && ws.readState().view !== null)) {
+    state.lower = head;
+    ws.writeState(state);
+  }
+  return {
+    state,
+    head,
+    lowerTree,
+    upperTree: Ustar,
+    upperIndex,
+    viewTree: Vstar,
+    viewIndex,
+    warnings,
+    unrepresentable: viewScan?.unrepresentable ?? [],
+    blobs,
+  };
+}
+

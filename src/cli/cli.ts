@@ -1,0 +1,66 @@
+/**
+ * The command line: builds the clipanion Cli, registers one class per verb, and runs it with the caller's
+ * streams and working directory (so tests run it in-process). Parse errors go to stderr as one line.
+ */
+import { Builtins, Cli, Command } from 'clipanion';
+import type { GlayerContext } from './context.js';
+import { useColor } from './format.js';
+import { InitCommand } from './commands/init.js';
+import { MountViewCommand } from './commands/mount-view.js';
+import { StatusCommand } from './commands/status.js';
+import { CommitCommand } from './commands/commit.js';
+import { LogCommand } from './commands/log.js';
+import { InfoCommand } from './commands/info.js';
+
+export const VERSION = '0.1.0';
+
+class DefaultCommand extends Command<GlayerContext> {
+  static paths = [Command.Default];
+  async execute(): Promise<number> {
+    this.context.stdout.write(this.cli.usage(null));
+    return 0;
+  }
+}
+
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand];
+
+export function buildCli(color: boolean): Cli<GlayerContext> {
+  const cli = new Cli<GlayerContext>({ binaryLabel: 'glayer', binaryName: 'glayer', binaryVersion: VERSION, enableColors: color });
+  for (const c of COMMANDS) cli.register(c);
+  cli.register(DefaultCommand);
+  cli.register(Builtins.HelpCommand);
+  cli.register(Builtins.VersionCommand);
+  return cli;
+}
+
+export interface RunContext {
+  cwd?: string;
+  stdin?: NodeJS.ReadableStream;
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  env?: Record<string, string | undefined>;
+}
+
+export async function runCli(argv: string[], ctx: RunContext = {}): Promise<number> {
+  const stdout = (ctx.stdout ?? process.stdout) as GlayerContext['stdout'];
+  const stderr = (ctx.stderr ?? process.stderr) as GlayerContext['stderr'];
+  const env = ctx.env ?? process.env;
+  const context: GlayerContext = {
+    cwd: ctx.cwd ?? process.cwd(),
+    stdin: (ctx.stdin ?? process.stdin) as GlayerContext['stdin'],
+    stdout,
+    stderr,
+    env,
+    colorDepth: 1,
+  };
+  const cli = buildCli(useColor(stdout, env));
+  let command: Command<GlayerContext>;
+  try {
+    command = cli.process(argv, context);
+  } catch (e) {
+    const first = String((e as Error).message ?? e).split('\n').find((l) => l.trim() !== '') ?? 'bad arguments';
+    stderr.write(`glayer: ${first.trim()} (see 'glayer ${argv[0] && !argv[0].startsWith('-') ? argv[0] + ' ' : ''}--help')\n`);
+    return 2;
+  }
+  return cli.run(command, context);
+}

@@ -1,0 +1,72 @@
+/**
+ * The union engine: the view of a stack, from the bottom layer up, by the rules in whiteout.ts and the spec:
+ *
+ * - directory over directory: merge children;
+ * - any other pair: the upper entry replaces the lower one (a replaced directory hides everything below it);
+ * - a directory whited out in layer N and re-created in N+1 brings back nothing from below N;
+ * - the result never contains a marker.
+ *
+ * It is structural: `applyLayer(lower, delta)` walks only the directories the delta has. A lower subtree the
+ * delta does not touch is reused whole by its oid, so the cost of a layer follows the size of its delta, not of
+ * the tree below it, and a stack of any depth costs the sum of its deltas (and one step, with a cached union).
+ * Walks are sorted merges in byte order (tree.ts).
+ */
+import { InvalidLayerError } from '../errors.js';
+import { join, nameProblem } from './path.js';
+import { classifyEntry } from './whiteout.js';
+import { mergeEntries, type TreeEntry, type TreeSink } from './tree.js';
+
+export interface UnionContext {
+  /** Names the layer in errors (a commit id, or "writable layer"). */
+  readonly layer: string;
+  /** Tree oids already known to hold no markers and only valid names (a cache across calls). */
+  readonly clean?: Set<string>;
+}
+
+/**
+ * The union of `lower` (a union tree, no markers; null for nothing) and the layer tree `delta`.
+ * Returns the oid of the resulting tree. Refuses an invalid layer with InvalidLayerError.
+ */
+export function applyLayer(sink: TreeSink, lower: string | null, delta: string, ctx: UnionContext): string {
+  return applyDir(sink, lower, delta, '', ctx);
+}
+
+function applyDir(sink: TreeSink, lower: string | null, delta: string, path: string, ctx: UnionContext): string {
+  if (lower === null && ctx.clean?.has(delta)) return delta;
+  const entries = sink.readTree(delta);
+  let opaque = false;
+  const hidden = new Set<string>();
+  const own: TreeEntry[] = [];
+  for (const e of entries) {
+    const where = join(path, e.name);
+    const problem = nameProblem(e.name);
+    if (problem) throw new InvalidLayerError(ctx.layer, where, problem);
+    if (e.mode === '160000') throw new InvalidLayerError(ctx.layer, where, 'submodule entries are not layer content');
+    const marker = classifyEntry(e);
+    switch (marker.kind) {
+      case 'none': own.push(e); break;
+      case 'opaque': opaque = true; break;
+      case 'whiteout': hidden.add(marker.target); break;
+      case 'invalid': throw new InvalidLayerError(ctx.layer, where, marker.reason);
+    }
+  }
+  // What survives of the lower directory: nothing if opaque, else all but the whited-out names.
+  const base = lower === null || opaque ? [] : sink.readTree(lower).filter((e) => !hidden.has(e.name));
+  const out: TreeEntry[] = [];
+  mergeEntries(base, own, (name, low, up) => {
+    if (!up) { out.push(low!); return; }
+    if (up.mode !== '40000') { out.push(up); return; }
+    const below = low && low.mode === '40000' ? low.oid : null;
+    out.push({ name, mode: '40000', oid: applyDir(sink, below, up.oid, join(path, name), ctx) });
+  });
+  const oid = sink.writeTree(out);
+  if (lower === null && oid === delta) ctx.clean?.add(delta);
+  return oid;
+}
+
+/** The union of a whole stack of layer trees, bottom first. */
+export function unionOf(sink: TreeSink, layers: ReadonlyArray<{ tree: string; name: string }>, clean?: Set<string>): string | null {
+  let result: string | null = null;
+  for (const l of layers) result = applyLayer(sink, result, l.tree, { layer: l.name, clean });
+  return result;
+}

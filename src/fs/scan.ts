@@ -1,0 +1,137 @@
+/**
+ * Scan a directory into a tree, like `git status` does a work tree: lstat everything, and hash a file only when
+ * its stat differs from the index entry (or that entry is racy). Symlinks are read, never followed. The walk
+ * is iterative (a tree 10,000 directories deep needs no deep stack) and each directory's entries are sorted in
+ * byte order (core/tree.ts).
+ */
+import * as fs from 'node:fs';
+import { blobHasher, hashObject } from '../core/hash.js';
+import { join, nameProblem } from '../core/path.js';
+import { byName, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
+import { isReserved } from '../core/whiteout.js';
+import { IoError } from '../errors.js';
+import { RACY_MS, type Index, type IndexEntry, type Stat } from './index-file.js';
+import { fsPath } from './paths.js';
+
+const CHUNK = 1 << 20;
+
+export interface ScanOptions {
+  /** Keep `.wh.*` names as entries (the writable layer) instead of setting them aside (the view). */
+  markers: boolean;
+}
+
+export interface ScanResult {
+  /** Tree of what is there (null: the directory does not exist). */
+  root: string | null;
+  index: Index;
+  /** Files whose content was read and hashed (the rest were proved unchanged by their stat). */
+  hashed: number;
+  /** User files that a layer cannot hold: names starting with `.wh.` (view only) or otherwise invalid. */
+  unrepresentable: string[];
+  /** Special files (sockets, fifos, devices), which layers do not hold. */
+  skipped: string[];
+}
+
+interface Frame { rel: string; abs: Buffer; names: Buffer[]; i: number; out: TreeEntry[]; stat: Stat }
+
+function statOf(st: fs.Stats): Stat {
+  return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
+}
+
+function readdir(abs: Buffer, rel: string): Buffer[] {
+  try {
+    return fs.readdirSync(abs, { encoding: 'buffer' });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw new IoError(rel, e as NodeJS.ErrnoException);
+  }
+}
+
+export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOptions): ScanResult {
+  const result: ScanResult = { root: null, index: new Map(), hashed: 0, unrepresentable: [], skipped: [] };
+  let rootStat: fs.Stats;
+  try { rootStat = fs.lstatSync(root); } catch { return result; }
+  if (!rootStat.isDirectory()) return result;
+  const buf = Buffer.allocUnsafe(CHUNK);
+  const frames: Frame[] = [{ rel: '', abs: fsPath(root, ''), names: readdir(fsPath(root, ''), ''), i: 0, out: [], stat: statOf(rootStat) }];
+  while (frames.length) {
+    const f = frames[frames.length - 1];
+    if (f.i >= f.names.length) {
+      frames.pop();
+      f.out.sort(byName);
+      const oid = sink.writeTree(f.out);
+      if (frames.length === 0) { result.root = oid; break; }
+      frames[frames.length - 1].out.push({ name: f.rel.slice(f.rel.lastIndexOf('/') + 1), mode: '40000', oid });
+      result.index.set(f.rel, { mode: '40000', oid, stat: f.stat, racy: false });
+      continue;
+    }
+    const nameBuf = f.names[f.i++];
+    const name = nameBuf.toString('latin1');
+    const rel = join(f.rel, name);
+    if (nameProblem(name) || (!opts.markers && isReserved(name))) { result.unrepresentable.push(rel); continue; }
+    const abs = Buffer.concat([f.abs, Buffer.from('/'), nameBuf]);
+    let st: fs.Stats;
+    const now = Date.now();
+    try { st = fs.lstatSync(abs); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // vanished during the scan: it is gone
+      throw new IoError(rel, e as NodeJS.ErrnoException);
+    }
+    if (st.isDirectory()) {
+      frames.push({ rel, abs, names: readdir(abs, rel), i: 0, out: [], stat: statOf(st) });
+      continue;
+    }
+    let mode: Mode;
+    if (st.isSymbolicLink()) mode = '120000';
+    else if (st.isFile()) mode = st.mode & 0o100 ? '100755' : '100644';
+    else { result.skipped.push(rel); continue; }
+    const stat = statOf(st);
+    const racy = st.ctimeMs >= now - RACY_MS; // ctime follows both content and mode changes
+    const old = prev.get(rel);
+    let oid: string | null = null;
+    if (old && !old.racy && old.mode === mode && sameStat(old.stat, stat)) oid = old.oid;
+    else {
+      try {
+        oid = mode === '120000' ? hashObject('blob', fs.readlinkSync(abs, { encoding: 'buffer' })) : hashFile(abs, st.size, buf);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw new IoError(rel, e as NodeJS.ErrnoException);
+      }
+      result.hashed++;
+    }
+    f.out.push({ name, mode, oid });
+    const entry: IndexEntry = { mode, oid, stat, racy };
+    result.index.set(rel, entry);
+  }
+  return result;
+}
+
+export function sameStat(a: Stat, b: Stat): boolean {
+  return a.mtime === b.mtime && a.ctime === b.ctime && a.size === b.size && a.ino === b.ino;
+}
+
+/** Hash a file's content as a blob; reads in chunks so a large file costs no memory. */
+export function hashFile(abs: Buffer | string, size: number, buf = Buffer.allocUnsafe(CHUNK)): string {
+  const fd = fs.openSync(abs, 'r');
+  try {
+    if (size < CHUNK) {
+      const data = Buffer.allocUnsafe(size);
+      let got = 0;
+      while (got < size) { const n = fs.readSync(fd, data, got, size - got, got); if (n === 0) break; got += n; }
+      return hashObject('blob', got === size ? data : data.subarray(0, got));
+    }
+    // Large: stream through the hash. The size header must be right, so re-hash if the file changed size.
+    const h = blobHasher(size);
+    let pos = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+    if (pos !== size) return hashFile(abs, pos, buf);
+    return h.digest('hex');
+  } finally {
+    fs.closeSync(fd);
+  }
+}

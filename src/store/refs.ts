@@ -1,0 +1,126 @@
+/**
+ * Refs: read loose and packed refs, and move a ref the way git does: under `<ref>.lock` (created exclusively),
+ * written, fsynced, then renamed over the ref, only if the ref still holds the value the caller saw.
+ */
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import { GlayerError } from '../errors.js';
+import { syncDir } from './objects.js';
+
+export class RefError extends GlayerError {
+  constructor(ref: string, message: string) {
+    super('E_REF', `${ref}: ${message}`, { ref });
+  }
+}
+
+const SAFE_REF = /^refs\/(heads|tags|remotes|glayer)\/[A-Za-z0-9._\/-]+$/;
+
+export function checkRefName(ref: string): void {
+  if (!SAFE_REF.test(ref) || ref.split('/').some((p) => p === '' || p === '.' || p === '..' || p.endsWith('.lock') || p.startsWith('.')) || ref.includes('..')) {
+    throw new RefError(ref, 'not a valid ref name');
+  }
+}
+
+export function readSymbolicHead(gitdir: string): string {
+  const text = fs.readFileSync(join(gitdir, 'HEAD'), 'utf8').trim();
+  if (!text.startsWith('ref: ')) throw new RefError('HEAD', 'detached HEAD is not a stack; point HEAD at a branch');
+  return text.slice(5);
+}
+
+export function writeSymbolicHead(gitdir: string, ref: string): void {
+  checkRefName(ref);
+  writeLocked(join(gitdir, 'HEAD'), `ref: ${ref}\n`, 'HEAD');
+}
+
+/** The oid a ref names, or null when it does not exist. */
+export function readRef(gitdir: string, ref: string): string | null {
+  let text: string | null = null;
+  try { text = fs.readFileSync(join(gitdir, ref), 'utf8'); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'EISDIR') throw e;
+  }
+  if (text !== null) {
+    const t = text.trim();
+    if (t.startsWith('ref: ')) return readRef(gitdir, t.slice(5));
+    if (!/^[0-9a-f]{40}$/.test(t)) throw new RefError(ref, 'corrupt ref file');
+    return t;
+  }
+  return packedRefs(gitdir).get(ref) ?? null;
+}
+
+export function packedRefs(gitdir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let text = '';
+  try { text = fs.readFileSync(join(gitdir, 'packed-refs'), 'utf8'); } catch { return out; }
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#') || line.startsWith('^')) continue;
+    const sp = line.indexOf(' ');
+    if (sp === 40) out.set(line.slice(41), line.slice(0, 40));
+  }
+  return out;
+}
+
+/** All refs under `prefix` (e.g. 'refs/heads/'), loose and packed. */
+export function listRefs(gitdir: string, prefix: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of packedRefs(gitdir)) if (k.startsWith(prefix)) out.set(k, v);
+  const walk = (rel: string): void => {
+    let names: fs.Dirent[];
+    try { names = fs.readdirSync(join(gitdir, rel), { withFileTypes: true }); } catch { return; }
+    for (const d of names) {
+      const r = `${rel}/${d.name}`;
+      if (d.isDirectory()) walk(r);
+      else if (d.isFile() && !d.name.endsWith('.lock')) {
+        const v = fs.readFileSync(join(gitdir, r), 'utf8').trim();
+        if (/^[0-9a-f]{40}$/.test(v)) out.set(r, v);
+      }
+    }
+  };
+  walk(prefix.replace(/\/$/, ''));
+  return out;
+}
+
+/**
+ * Move `ref` from `expected` (null: must not exist) to `oid`. Fails with E_REF when another writer moved it,
+ * or holds its lock, so no update is lost.
+ */
+export function updateRef(gitdir: string, ref: string, oid: string, expected: string | null): void {
+  checkRefName(ref);
+  const path = join(gitdir, ref);
+  fs.mkdirSync(dirname(path), { recursive: true });
+  const lock = path + '.lock';
+  let fd: number;
+  try { fd = fs.openSync(lock, 'wx'); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RefError(ref, `is locked by another writer (${lock} exists; remove it if no glayer or git process is running)`);
+    throw e;
+  }
+  try {
+    const current = readRef(gitdir, ref);
+    if (current !== expected) throw new RefError(ref, `moved while we worked (now ${current ?? 'absent'}, expected ${expected ?? 'absent'})`);
+    fs.writeSync(fd, `${oid}\n`);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = -1;
+    fs.renameSync(lock, path);
+    syncDir(dirname(path));
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+    fs.rmSync(lock, { force: true });
+  }
+}
+
+function writeLocked(path: string, text: string, name: string): void {
+  const lock = path + '.lock';
+  let fd: number;
+  try { fd = fs.openSync(lock, 'wx'); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RefError(name, `is locked (${lock} exists)`);
+    throw e;
+  }
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(lock, path);
+}

@@ -1,0 +1,181 @@
+/**
+ * The layer store: a standard git repository, read and written only through this module (objects.ts for
+ * object I/O, refs.ts for refs). A layer is a commit whose tree is its delta; a stack is the first-parent chain
+ * from a ref. The union tree of each stack top is cached (`<gitdir>/glayer/unions`, one "commit tree" line
+ * each, the trees themselves kept as objects), so a view of a deep stack costs one lookup after the first time.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { ObjectError, UnknownLayerError } from '../errors.js';
+import { applyLayer } from '../core/union.js';
+import { EMPTY_TREE } from '../core/tree.js';
+import { ObjectStore, type ObjectWriter } from './objects.js';
+import { formatCommit, parseCommit, signatureFromEnv, type Commit, type Signature } from './commits.js';
+import { readRef, readSymbolicHead, updateRef } from './refs.js';
+
+export { type Commit, type Signature } from './commits.js';
+
+export class Store {
+  readonly objects: ObjectStore;
+  private readonly commits = new Map<string, Commit>();
+  private unions: Map<string, string> | null = null;
+  /** Trees already validated and free of markers (see union.ts). */
+  readonly clean = new Set<string>();
+
+  constructor(readonly gitdir: string) {
+    this.objects = new ObjectStore(gitdir);
+  }
+
+  /** Make a bare repository at `gitdir` with HEAD on `refs/heads/<branch>` (isomorphic-git's init). */
+  static async init(gitdir: string, branch: string): Promise<Store> {
+    const git = await import('isomorphic-git');
+    await git.init({ fs, dir: gitdir, gitdir, bare: true, defaultBranch: branch });
+    fs.mkdirSync(join(gitdir, 'glayer'), { recursive: true });
+    return new Store(gitdir);
+  }
+
+  get stackRef(): string {
+    return readSymbolicHead(this.gitdir);
+  }
+
+  resolve(ref: string): string | null {
+    return readRef(this.gitdir, ref);
+  }
+
+  head(): string | null {
+    return this.resolve(this.stackRef);
+  }
+
+  readCommit(oid: string): Commit {
+    let c = this.commits.get(oid);
+    if (!c) {
+      c = parseCommit(oid, this.objects.readType(oid, 'commit'));
+      this.commits.set(oid, c);
+    }
+    return c;
+  }
+
+  /** The layers of the stack whose top is `top`, top first (first parents). */
+  layers(top: string | null, limit = Infinity): Commit[] {
+    const out: Commit[] = [];
+    const seen = new Set<string>();
+    for (let c = top; c && out.length < limit; ) {
+      if (seen.has(c)) throw new ObjectError(c, 'corrupt (commit cycle)');
+      seen.add(c);
+      const commit = this.readCommit(c);
+      out.push(commit);
+      c = commit.parents[0] ?? null;
+    }
+    return out;
+  }
+
+  /** Resolve a layer name: a full id or unique prefix of a layer in the stack from `top`. */
+  findLayer(top: string | null, name: string): Commit {
+    const matches = this.layers(top).filter((c) => c.oid.startsWith(name.toLowerCase()));
+    if (!/^[0-9a-fA-F]{4,40}$/.test(name) || matches.length === 0) throw new UnknownLayerError(name);
+    if (matches.length > 1) throw new UnknownLayerError(name, 'ambiguous layer id');
+    return matches[0];
+  }
+
+  private loadUnions(): Map<string, string> {
+    if (this.unions) return this.unions;
+    const m = new Map<string, string>();
+    let text = '';
+    try { text = fs.readFileSync(join(this.gitdir, 'glayer', 'unions'), 'latin1'); } catch { /* none yet */ }
+    for (const line of text.split('\n')) {
+      const [c, t] = line.split(' ');
+      if (c && t && /^[0-9a-f]{40}$/.test(c) && /^[0-9a-f]{40}$/.test(t)) m.set(c, t);
+    }
+    this.unions = m;
+    return m;
+  }
+
+  private cachedUnion(commit: string): string | null {
+    const t = this.loadUnions().get(commit);
+    return t && this.objects.has(t) ? t : null;
+  }
+
+  /**
+   * The union tree of the stack whose top is `top` (null: no layers). Applies layers upward from the nearest
+   * cached union; the result is persisted and cached for next time.
+   */
+  unionTree(top: string | null): string | null {
+    if (top === null) return null;
+    const cached = this.cachedUnion(top);
+    if (cached) return cached;
+    const chain: Commit[] = [];
+    let base: string | null = null;
+    for (let c: string | null = top; c; ) {
+      const hit = this.cachedUnion(c);
+      if (hit) { base = hit; break; }
+      const commit = this.readCommit(c);
+      chain.push(commit);
+      if (chain.length > 1_000_000) throw new ObjectError(top, 'corrupt (stack too deep)');
+      c = commit.parents[0] ?? null;
+    }
+    for (let k = chain.length - 1; k >= 0; k--) {
+      base = applyLayer(this.objects, base, chain[k].tree, { layer: chain[k].oid.slice(0, 12), clean: this.clean });
+    }
+    const result = base ?? EMPTY_TREE;
+    const w = this.objects.writer();
+    this.objects.persistTrees(w, result);
+    w.flush();
+    this.rememberUnion(top, result);
+    return result;
+  }
+
+  /** Record that the union at `commit` is `tree` (whose objects must already be stored). */
+  rememberUnion(commit: string, tree: string): void {
+    this.loadUnions().set(commit, tree);
+    const dir = join(this.gitdir, 'glayer');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.appendFileSync(join(dir, 'unions'), `${commit} ${tree}\n`);
+  }
+
+  /** Unions below each layer, bottom first: [{commit, below, above}] for the stack from `top`. */
+  unionsAlong(chain: readonly Commit[]): Array<{ commit: Commit; below: string | null; above: string }> {
+    const bottomFirst = [...chain].reverse();
+    const last = bottomFirst[0];
+    let base: string | null = last && last.parents[0] ? this.unionTree(last.parents[0]) : null;
+    const out: Array<{ commit: Commit; below: string | null; above: string }> = [];
+    for (const c of bottomFirst) {
+      const above = applyLayer(this.objects, base, c.tree, { layer: c.oid.slice(0, 12), clean: this.clean });
+      out.push({ commit: c, below: base, above });
+      base = above;
+    }
+    return out;
+  }
+
+  signature(kind: 'AUTHOR' | 'COMMITTER'): Signature {
+    return signatureFromEnv(kind, this.userFromConfig());
+  }
+
+  private userFromConfig(): { name: string; email: string } {
+    const fallback = { name: 'glayer', email: 'glayer@localhost' };
+    for (const file of [join(this.gitdir, 'config'), join(process.env.HOME ?? '/nonexistent', '.gitconfig')]) {
+      let text = '';
+      try { text = fs.readFileSync(file, 'utf8'); } catch { continue; }
+      const sec = /\[user\]([^[]*)/.exec(text);
+      if (!sec) continue;
+      const name = /^\s*name\s*=\s*(.+)$/m.exec(sec[1])?.[1]?.trim();
+      const email = /^\s*email\s*=\s*(.+)$/m.exec(sec[1])?.[1]?.trim();
+      if (name || email) return { name: name ?? fallback.name, email: email ?? fallback.email };
+    }
+    return fallback;
+  }
+
+  /** Add a commit object to `w` (not yet written). */
+  makeCommit(w: ObjectWriter, tree: string, parents: string[], message: string): string {
+    const author = this.signature('AUTHOR');
+    const committer = this.signature('COMMITTER');
+    return w.add('commit', formatCommit({ tree, parents, author, committer, message }));
+  }
+
+  moveStack(to: string, expected: string | null): void {
+    updateRef(this.gitdir, this.stackRef, to, expected);
+  }
+
+  close(): void {
+    this.objects.close();
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * A workspace: a directory holding the store (`.glayer`, a bare git repository), the writable layer
+ * (`upper/`) and, by default, the view (`view/`). glayer's own state lives in `.glayer/glayer/`: which
+ * directory is the view, the stat caches (indexes) of the view and the writable layer, the union cache and the
+ * lock that admits one writer at a time.
+ */
+import * as fs from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { GlayerError, LockedError, NotAWorkspaceError } from '../errors.js';
+import { Store } from '../store/store.js';
+import { writeSynced } from '../store/objects.js';
+
+export const STORE_DIR = '.glayer';
+export const UPPER_DIR = 'upper';
+export const VIEW_DIR = 'view';
+
+export interface State {
+  version: 1;
+  /** Absolute path of the view, or null before the first mount-view. */
+  view: string | null;
+  /** The stack top the writable layer and the view were last reconciled against. */
+  lower: string | null;
+}
+
+export class Workspace {
+  readonly gitdir: string;
+  readonly upper: string;
+  readonly store: Store;
+  private lockFd = -1;
+
+  constructor(readonly root: string) {
+    this.gitdir = join(root, STORE_DIR);
+    this.upper = join(root, UPPER_DIR);
+    this.store = new Store(this.gitdir);
+  }
+
+  /** The workspace containing `dir` (the workspace itself, its writable layer or its view), else an error. */
+  static find(dir: string): Workspace {
+    let d = resolve(dir);
+    for (;;) {
+      if (isStore(join(d, STORE_DIR))) return new Workspace(d);
+      const up = dirname(d);
+      if (up === d) throw new NotAWorkspaceError(resolve(dir));
+      d = up;
+    }
+  }
+
+  get stateDir(): string { return join(this.gitdir, 'glayer'); }
+  get defaultView(): string { return join(this.root, VIEW_DIR); }
+
+  readState(): State {
+    try {
+      const s = JSON.parse(fs.readFileSync(join(this.stateDir, 'state.json'), 'utf8')) as Partial<State>;
+      return { version: 1, view: typeof s.view === 'string' ? s.view : null, lower: typeof s.lower === 'string' ? s.lower : null };
+    } catch {
+      return { version: 1, view: null, lower: null };
+    }
+  }
+
+  writeState(s: State): void {
+    fs.mkdirSync(this.stateDir, { recursive: true });
+    const file = join(this.stateDir, 'state.json');
+    writeSynced(file + '.tmp', JSON.stringify(s, null, 2) + '\n');
+    fs.renameSync(file + '.tmp', file);
+  }
+
+  /**
+   * Take the workspace's write lock, waiting up to `timeoutMs` for another glayer process to finish. A lock left
+   * by a process that no longer runs is taken over.
+   */
+  async lock(timeoutMs = Number(process.env.GLAYER_LOCK_TIMEOUT_MS ?? 10_000)): Promise<void> {
+    const file = join(this.stateDir, 'lock');
+    fs.mkdirSync(this.stateDir, { recursive: true });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        this.lockFd = fs.openSync(file, 'wx');
+        fs.writeSync(this.lockFd, `${process.pid}\n`);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const holder = lockHolder(file);
+      if (holder !== null && !alive(holder)) {
+        // Stale: its process is gone. Remove it only if it is still the same lock file.
+        try { if (lockHolder(file) === holder) fs.unlinkSync(file); } catch { /* raced with another taker */ }
+        continue;
+      }
+      if (Date.now() >= deadline) throw new LockedError(file, holder);
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+    }
+  }
+
+  unlock(): void {
+    if (this.lockFd < 0) return;
+    fs.closeSync(this.lockFd);
+    this.lockFd = -1;
+    fs.rmSync(join(this.stateDir, 'lock'), { force: true });
+  }
+
+  close(): void {
+    this.unlock();
+    this.store.close();
+  }
+}
+
+function isStore(dir: string): boolean {
+  try {
+    return fs.statSync(join(dir, 'HEAD')).isFile() && fs.statSync(join(dir, 'objects')).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function lockHolder(file: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Run `fn` on the workspace found from `cwd`, holding its lock; always releases it. */
+export async function withWorkspace<T>(cwd: string, fn: (ws: Workspace) => Promise<T> | T, opts: { lock?: boolean } = {}): Promise<T> {
+  const ws = Workspace.find(cwd);
+  try {
+    if (opts.lock !== false) await ws.lock();
+    return await fn(ws);
+  } finally {
+    ws.close();
+  }
+}
+
+export { GlayerError };
