@@ -1,17 +1,21 @@
 /**
- * `commit`: freeze the writable layer into a new layer on top of the stack. Every object is written (and
- * synced) before the stack's ref moves; the writable layer is emptied only after. A kill at any point leaves
- * the old stack or the new one, and the writable layer's content either still there or committed.
+ * `commit`: freeze the writable layer into a new layer on top of the stack.
+ *
+ * The layer's blobs are read straight from the files that hold them (view or writable layer), with no copy
+ * into the writable layer first. Every object is written and synced before the stack's ref moves (under its
+ * lock file); the writable layer is emptied only after. A kill at any point leaves the old stack or the new
+ * one; the edits are then either still in the view and the writable layer, or in the new layer, and the next
+ * reconcile makes the writable layer agree (see sync.ts).
  */
-import { EMPTY_TREE } from '../core/tree.js';
+import * as fs from 'node:fs';
+import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
 import { diffTrees } from '../core/changes.js';
-import { GlayerError, NothingToCommitError, ReservedNameError, UsageError } from '../errors.js';
+import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display } from '../errors.js';
 import { indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { addLayerObjects } from './layer-objects.js';
-import { reconcile } from './sync.js';
+import { planSync, saveView, writeView } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface CommitOptions extends WorkspaceOptions {
@@ -23,25 +27,42 @@ export interface CommitResult { id: string; parent: string | null; warnings: str
 export async function commit(opts: CommitOptions): Promise<CommitResult> {
   if (!opts.message || opts.message.trim() === '') throw new UsageError('a commit message is required (-m MSG)');
   return withWorkspace(opts.cwd ?? process.cwd(), async (ws) => {
-    const s = await reconcile(ws, opts);
-    if (s.unrepresentable.length) throw new ReservedNameError(s.unrepresentable);
-    if (s.upperTree === EMPTY_TREE) throw new NothingToCommitError();
+    const plan = planSync(ws);
+    if (plan.unrepresentable.length) throw new ReservedNameError(plan.unrepresentable);
+    if (plan.upperTree === EMPTY_TREE) throw new NothingToCommitError();
     const store = ws.store;
     const objects = store.objects;
     // The new union is the view; check the engine agrees before anything is written.
-    const union = applyLayer(objects, s.lowerTree, s.upperTree, { layer: 'writable layer', clean: store.clean });
-    if (union !== s.viewTree) throw new GlayerError('E_INTERNAL', 'internal error: the writable layer does not reproduce the view; please report this bug', {}, 70);
+    const union = applyLayer(objects, plan.lowerTree, plan.upperTree, { layer: 'writable layer', clean: store.clean });
+    if (union !== plan.viewTree) throw new GlayerError('E_INTERNAL', 'internal error: the writable layer does not reproduce the view; please report this bug', {}, 70);
+
     const w = objects.writer();
-    await addLayerObjects(store, w, s.upperTree, ws.upper);
-    const id = store.makeCommit(w, s.upperTree, s.head ? [s.head] : [], opts.message);
+    for (const { path, entry } of walkTree(objects, plan.upperTree)) {
+      if (entry.mode === '40000') continue;
+      if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
+      if (objects.has(entry.oid)) continue;
+      const src = plan.blobs.fileFor(entry.oid);
+      if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);
+      const oid = src.link
+        ? w.add('blob', fs.readlinkSync(src.abs, { encoding: 'buffer' }))
+        : await w.addFile(src.abs, fs.lstatSync(src.abs).size, entry.oid);
+      if (oid !== entry.oid) throw new ObjectError(entry.oid, `not what ${display(path)} holds now: it changed during the commit; run it again`);
+    }
+    objects.persistTrees(w, plan.upperTree);
+    const id = store.makeCommit(w, plan.upperTree, plan.head ? [plan.head] : [], opts.message);
     objects.persistTrees(w, union);
     w.flush();
-    store.moveStack(id, s.head);
+    store.moveStack(id, plan.head);
     store.rememberUnion(id, union);
-    // Now the layer is safe in the store: empty the writable layer.
-    await new Materializer(ws.upper, objects, s.blobs, s.upperIndex).apply(diffTrees(objects, s.upperTree, null));
-    saveIndex(indexPath(ws.gitdir, 'upper'), objects, null, s.upperIndex);
-    ws.writeState({ ...s.state, lower: id });
-    return { id, parent: s.head, warnings: s.warnings };
+
+    // The layer is safe in the store. Bring the view up to date, then empty the writable layer.
+    await writeView(ws, plan, opts);
+    if (plan.upperNow !== EMPTY_TREE) {
+      await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex).apply(diffTrees(objects, plan.upperNow, null));
+    }
+    saveIndex(indexPath(ws.gitdir, 'upper'), objects, null, plan.upperIndex);
+    saveView(ws, plan);
+    ws.writeState({ ...plan.state, lower: id });
+    return { id, parent: plan.head, warnings: plan.warnings };
   });
 }

@@ -9,6 +9,8 @@ import { checkRefName } from '../store/refs.js';
 import { Store } from '../store/store.js';
 import { STORE_DIR, UPPER_DIR, Workspace } from '../workspace/workspace.js';
 import { saveIndex, indexPath } from '../fs/index-file.js';
+import { startFrom } from './fetch.js';
+import type { Progress } from './types.js';
 
 export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
 
@@ -37,15 +39,24 @@ export interface InitOptions {
   cwd?: string;
   /** Template for the base layer; default: none (an empty stack). */
   template?: string;
-  /** Name of the stack (branch). Default: main. */
+  /** Name of the stack (branch). Default: main (with `from`: the source stack's name). */
   stack?: string;
+  /**
+   * Start the stack on another stack: `SOURCE#REF`, SOURCE a URL, a path or a remote's name (of the workspace
+   * around `cwd`), REF a branch or tag (default: the source's HEAD branch). Its layers are fetched, checked and
+   * shared, never rewritten; SOURCE becomes the remote `origin` and the stack's upstream.
+   */
+  from?: string;
+  onProgress?: Progress;
 }
 
-export interface InitResult { root: string; store: string; ref: string; head: string | null; template: string | null }
+export interface InitResult { root: string; store: string; ref: string; head: string | null; template: string | null; from?: string | null }
 
 export async function init(opts: InitOptions = {}): Promise<InitResult> {
   const root = resolve(opts.cwd ?? process.cwd(), opts.dir ?? '.');
-  const ref = `refs/heads/${opts.stack ?? 'main'}`;
+  let ref = `refs/heads/${opts.stack ?? 'main'}`;
+  if (opts.from !== undefined && opts.template !== undefined) throw new UsageError('--from and --template exclude each other: a stack starts from one base');
+  let from: string | null = null;
   try { checkRefName(ref); } catch { throw new UsageError(`invalid stack name: ${opts.stack}`); }
   let templateDir: string | null = null;
   if (opts.template !== undefined) {
@@ -63,6 +74,7 @@ export async function init(opts: InitOptions = {}): Promise<InitResult> {
   try {
     const store = await Store.init(tmp, opts.stack ?? 'main');
     if (templateDir && fs.existsSync(templateDir)) head = await commitDirectory(store, templateDir, `base: template ${opts.template}`);
+    if (opts.from !== undefined) ({ head, ref, url: from } = await startFrom(store, opts.from, { cwd: opts.cwd ?? process.cwd(), stack: opts.stack, onProgress: opts.onProgress }));
     store.close();
     fs.renameSync(tmp, gitdir);
   } catch (e) {
@@ -74,7 +86,7 @@ export async function init(opts: InitOptions = {}): Promise<InitResult> {
   ws.writeState({ version: 1, view: null, lower: head });
   saveIndex(indexPath(gitdir, 'upper'), ws.store.objects, null, new Map());
   ws.close();
-  return { root, store: gitdir, ref, head, template: opts.template ?? null };
+  return { root, store: gitdir, ref, head, template: opts.template ?? null, ...(opts.from !== undefined ? { from } : {}) };
 }
 
 /** Commit a plain directory (no markers) as one layer on an empty stack. */

@@ -38,6 +38,11 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
   const cwd = opts.cwd ?? process.cwd();
   return withWorkspace(cwd, async (ws) => {
     const state = ws.readState();
+    if (state.view !== null && !fs.existsSync(state.view)) {
+      // The old view was removed: mounting a new one is the fix, so no warning about it.
+      state.view = null;
+      ws.writeState(state);
+    }
     const target = opts.target !== undefined ? resolve(cwd, opts.target) : state.view ?? ws.defaultView;
     checkTarget(ws.root, ws.gitdir, ws.upper, target);
     let written = 0;
@@ -57,6 +62,9 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
     fs.mkdirSync(parent, { recursive: true });
     const staging = join(parent, `.${basename(target)}.glayer-staging-${process.pid}`);
     fs.rmSync(staging, { recursive: true, force: true });
+    // Tell `glayer fsck` where to look for leftovers if this process is killed before the swap.
+    const pending = join(ws.stateDir, 'pending-views');
+    fs.writeFileSync(pending, target + '\n');
     fs.mkdirSync(staging);
     const index = new Map();
     try {
@@ -78,6 +86,7 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
       throw e;
     }
     saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, s.viewTree, index);
+    fs.rmSync(pending, { force: true });
     const detached = state.view !== null && !samePath(state.view, target) && fs.existsSync(state.view) ? state.view : null;
     ws.writeState({ ...s.state, view: target, lower: s.head });
     return { view: target, written, refreshed: false, detached, warnings: s.warnings };

@@ -29,6 +29,7 @@ import { Materializer, type BlobSource } from '../fs/materialize.js';
 import { fsPath } from '../fs/paths.js';
 import { hashFile, scanTree } from '../fs/scan.js';
 import { ObjectError, display } from '../errors.js';
+import { LARGE_BLOB } from '../store/objects.js';
 import type { Workspace, State } from '../workspace/workspace.js';
 import type { Progress } from './types.js';
 
@@ -37,7 +38,7 @@ export interface Synced {
   /** Stack top (commit) and its union tree. */
   head: string | null;
   lowerTree: string | null;
-  /** The writable layer as a layer tree (EMPTY_TREE when empty). */
+  /** The writable layer as a layer tree, as it should be (EMPTY_TREE when empty). */
   upperTree: string;
   upperIndex: Index;
   /** The view's content (the union of the stack and the writable layer). */
@@ -47,6 +48,16 @@ export interface Synced {
   /** Paths in the view that no layer can hold (names starting with '.wh.'). */
   unrepresentable: string[];
   blobs: WorkspaceBlobs;
+}
+
+/** A reconcile worked out but not yet written: what each side holds now and what it should hold. */
+export interface SyncPlan extends Synced {
+  /** What the writable layer holds now (U1) and whether its index must be saved. */
+  upperNow: string;
+  upperDirty: boolean;
+  /** What the view holds now (V1; null: no view) and whether its index must be saved. */
+  viewNow: string | null;
+  viewDirty: boolean;
 }
 
 /** Blob contents for writing: files of the view and the upper known to hold them, else the store. */
@@ -62,6 +73,11 @@ export class WorkspaceBlobs implements BlobSource {
     this.built = false;
   }
 
+  /** A file (or symlink) of the view or the writable layer known to hold blob `oid` at the last scan. */
+  fileFor(oid: string): { abs: Buffer; link: boolean } | undefined {
+    return this.source(oid);
+  }
+
   private source(oid: string): { abs: Buffer; link: boolean } | undefined {
     if (!this.built) {
       for (const { root, index } of this.roots) {
@@ -70,6 +86,20 @@ export class WorkspaceBlobs implements BlobSource {
       this.built = true;
     }
     return this.files.get(oid);
+  }
+
+  readSmall(oid: string): Buffer | null {
+    if (oid === EMPTY_BLOB) return Buffer.alloc(0);
+    const s = this.source(oid);
+    if (s && !s.link) {
+      try {
+        const st = fs.statSync(s.abs);
+        if (st.size >= LARGE_BLOB) return null;
+        const data = fs.readFileSync(s.abs);
+        if (hashObject('blob', data) === oid) return data;
+      } catch { /* changed or gone: fall back to the store */ }
+    }
+    return this.ws.store.objects.readSmallBlob(oid);
   }
 
   read(oid: string): Buffer {
@@ -105,7 +135,11 @@ export interface SyncOptions {
   onProgress?: Progress;
 }
 
-export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<Synced> {
+/**
+ * Scan both sides and work out the reconcile, writing nothing (steps 1-4 above). A commit uses the plan to
+ * write the layer straight from the files that hold it, without copying them into the writable layer first.
+ */
+export function planSync(ws: Workspace): SyncPlan {
   const store = ws.store;
   const objects = store.objects;
   const state = ws.readState();
@@ -187,35 +221,51 @@ export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<
   if (viewScan && state.view) blobs.addRoot(state.view, viewScan.index);
   blobs.addRoot(ws.upper, upperScan.index);
 
-  // 5. Write what differs: the upper first (it is what a commit reads), then the view.
-  const upperIndex = upperScan.index;
-  if (Ustar !== U1) {
-    await new Materializer(ws.upper, objects, blobs, upperIndex).apply(diffTrees(objects, U1, Ustar));
-  }
-  let viewIndex: Index | null = null;
-  if (viewScan && state.view && V1 !== null) {
-    viewIndex = viewScan.index;
-    if (Vstar !== V1) {
-      await new Materializer(state.view, objects, blobs, viewIndex, opts.onProgress && ((p) => opts.onProgress!({ phase: 'view', ...p }))).apply(diffTrees(objects, V1, Vstar));
-    }
-  }
-  saveIndex(indexPath(ws.gitdir, 'upper'), objects, Ustar === EMPTY_TREE ? null : Ustar, upperIndex);
-  if (viewIndex) saveIndex(indexPath(ws.gitdir, 'view'), objects, Vstar, viewIndex);
-  if (state.lower !== head || (state.view === null && ws.readState().view !== null)) {
-    state.lower = head;
-    ws.writeState(state);
-  }
   return {
     state,
     head,
     lowerTree,
     upperTree: Ustar,
-    upperIndex,
+    upperIndex: upperScan.index,
     viewTree: Vstar,
-    viewIndex,
+    viewIndex: viewScan ? viewScan.index : null,
     warnings,
     unrepresentable: viewScan?.unrepresentable ?? [],
     blobs,
+    upperNow: U1,
+    upperDirty: upperScan.restat > 0 || U1 !== (upperPrev.root ?? EMPTY_TREE) || Ustar !== U1,
+    viewNow: V1,
+    viewDirty: viewScan !== null && (viewScan.restat > 0 || V1 !== V0 || Vstar !== V1),
   };
 }
 
+/** Write the view side of a plan: bring the upper's and the stack's changes into the view. */
+export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions = {}): Promise<void> {
+  if (plan.viewIndex && plan.state.view && plan.viewNow !== null && plan.viewTree !== plan.viewNow) {
+    const progress = opts.onProgress && ((p: { done: number; total: number }) => opts.onProgress!({ phase: 'view', ...p }));
+    await new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress).apply(diffTrees(ws.store.objects, plan.viewNow, plan.viewTree));
+  }
+}
+
+/** Save what a plan says the view holds now (after writeView). */
+export function saveView(ws: Workspace, plan: SyncPlan): void {
+  if (plan.viewIndex && plan.viewDirty) saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, plan.viewTree, plan.viewIndex);
+}
+
+export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<Synced> {
+  const plan = planSync(ws);
+  const objects = ws.store.objects;
+  // 5. Write what differs: the upper first (it is what a commit reads), then the view.
+  if (plan.upperTree !== plan.upperNow) {
+    await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex).apply(diffTrees(objects, plan.upperNow, plan.upperTree));
+  }
+  await writeView(ws, plan, opts);
+  if (plan.upperDirty) saveIndex(indexPath(ws.gitdir, 'upper'), objects, plan.upperTree === EMPTY_TREE ? null : plan.upperTree, plan.upperIndex);
+  saveView(ws, plan);
+  const before = ws.readState();
+  if (before.lower !== plan.head || before.view !== plan.state.view) {
+    plan.state.lower = plan.head;
+    ws.writeState(plan.state);
+  }
+  return plan;
+}

@@ -11,6 +11,16 @@ import { StatusCommand } from './commands/status.js';
 import { CommitCommand } from './commands/commit.js';
 import { LogCommand } from './commands/log.js';
 import { InfoCommand } from './commands/info.js';
+import { RemoteAddCommand, RemoteListCommand, RemoteRemoveCommand } from './commands/remote.js';
+import { PushCommand } from './commands/push.js';
+import { FetchCommand } from './commands/fetch.js';
+import { PullCommand } from './commands/pull.js';
+import { CloneCommand } from './commands/clone.js';
+import { StacksCommand } from './commands/stacks.js';
+import { DiffCommand } from './commands/diff.js';
+import { ShowCommand } from './commands/show.js';
+import { BlameCommand } from './commands/blame.js';
+import { FsckCommand } from './commands/fsck.js';
 
 export const VERSION = '0.1.0';
 
@@ -22,7 +32,7 @@ class DefaultCommand extends Command<GlayerContext> {
   }
 }
 
-export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand];
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand];
 
 export function buildCli(color: boolean): Cli<GlayerContext> {
   const cli = new Cli<GlayerContext>({ binaryLabel: 'glayer', binaryName: 'glayer', binaryVersion: VERSION, enableColors: color });
@@ -57,6 +67,8 @@ export async function runCli(argv: string[], ctx: RunContext = {}): Promise<numb
   let command: Command<GlayerContext>;
   try {
     command = cli.process(argv, context);
+    // diff and show need to know where `--` was (clipanion drops it).
+    (command as Command<GlayerContext> & { rawArgv?: string[] }).rawArgv = argv;
   } catch (e) {
     const first = String((e as Error).message ?? e).split('\n').find((l) => l.trim() !== '') ?? 'bad arguments';
     stderr.write(`glayer: ${first.trim()} (see 'glayer ${argv[0] && !argv[0].startsWith('-') ? argv[0] + ' ' : ''}--help')\n`);

@@ -19,14 +19,26 @@ export function diffTrees(src: TreeSource, a: string | null, b: string | null, p
   return out;
 }
 
+// Iterative (an explicit stack of directories), so trees of any depth cost no call stack; the order of the
+// changes is that of a recursive walk.
 function diffInto(src: TreeSource, a: string | null, b: string | null, prefix: string, out: Change[]): void {
   if (a === b) return;
-  mergeEntries(a ? src.readTree(a) : [], b ? src.readTree(b) : [], (name, x, y) => {
-    if (sameEntry(x, y)) return;
-    const path = join(prefix, name);
-    if (x && y && x.mode === '40000' && y.mode === '40000') diffInto(src, x.oid, y.oid, path, out);
+  type Frame = { path: string; pairs: Array<[string, TreeEntry | null, TreeEntry | null]>; i: number };
+  const open = (x: string | null, y: string | null, path: string): Frame => {
+    const pairs: Frame['pairs'] = [];
+    mergeEntries(x ? src.readTree(x) : [], y ? src.readTree(y) : [], (name, p, q) => { pairs.push([name, p, q]); });
+    return { path, pairs, i: 0 };
+  };
+  const stack: Frame[] = [open(a, b, prefix)];
+  while (stack.length) {
+    const f = stack[stack.length - 1];
+    if (f.i >= f.pairs.length) { stack.pop(); continue; }
+    const [name, x, y] = f.pairs[f.i++];
+    if (sameEntry(x, y)) continue;
+    const path = join(f.path, name);
+    if (x && y && x.mode === '40000' && y.mode === '40000') stack.push(open(x.oid, y.oid, path));
     else out.push({ path, old: x, new: y });
-  });
+  }
 }
 
 export type ChangeKind = 'A' | 'C' | 'D';

@@ -24,27 +24,48 @@ export function computeDelta(
   return deltaDir(sink, lower, target, '', opaque) ?? EMPTY_TREE;
 }
 
-/** The delta of one directory, or null when it has nothing. */
+interface DeltaFrame {
+  readonly path: string;
+  readonly name: string;
+  /** The merged entries of the lower and the target directory. */
+  readonly pairs: Array<[string, TreeEntry | null, TreeEntry | null]>;
+  i: number;
+  readonly out: TreeEntry[];
+}
+
+/**
+ * The delta of one directory, or null when it has nothing. Iterative (an explicit stack of directories), so
+ * trees of any depth cost no call stack; directories are visited in the same order as a recursive walk.
+ */
 function deltaDir(sink: TreeSink, lower: string | null, target: string, path: string, opaque: (p: string) => boolean): string | null {
   if (lower === target) return null;
-  const out: TreeEntry[] = [];
-  mergeEntries(lower ? sink.readTree(lower) : [], sink.readTree(target), (name, low, tgt) => {
-    if (!tgt) { out.push(markerEntry(whiteoutName(name))); return; }
-    const p = join(path, name);
-    if (low && tgt.mode === '40000' && low.mode === '40000') {
-      if (opaque(p)) {
-        out.push({ name, mode: '40000', oid: withOpaqueMarker(sink, tgt.oid) });
-        return;
+  const open = (low: string | null, tgt: string, p: string, name: string): DeltaFrame => {
+    const pairs: DeltaFrame['pairs'] = [];
+    mergeEntries(low ? sink.readTree(low) : [], sink.readTree(tgt), (n, a, b) => { pairs.push([n, a, b]); });
+    return { path: p, name, pairs, i: 0, out: [] };
+  };
+  const stack: DeltaFrame[] = [open(lower, target, path, '')];
+  for (;;) {
+    const f = stack[stack.length - 1];
+    if (f.i < f.pairs.length) {
+      const [name, low, tgt] = f.pairs[f.i++];
+      if (!tgt) { f.out.push(markerEntry(whiteoutName(name))); continue; }
+      const p = join(f.path, name);
+      if (low && tgt.mode === '40000' && low.mode === '40000') {
+        if (opaque(p)) f.out.push({ name, mode: '40000', oid: withOpaqueMarker(sink, tgt.oid) });
+        else if (low.oid !== tgt.oid) stack.push(open(low.oid, tgt.oid, p, name));
+        continue;
       }
-      const sub = deltaDir(sink, low.oid, tgt.oid, p, opaque);
-      if (sub !== null) out.push({ name, mode: '40000', oid: sub });
-      return;
+      if (!sameEntry(low, tgt)) f.out.push(tgt);
+      continue;
     }
-    if (!sameEntry(low, tgt)) out.push(tgt);
-  });
-  // Markers sort among the names; keep the list in byte order.
-  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return out.length ? sink.writeTree(out) : null;
+    stack.pop();
+    // Markers sort among the names; keep the list in byte order.
+    f.out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const oid = f.out.length ? sink.writeTree(f.out) : null;
+    if (stack.length === 0) return oid;
+    if (oid !== null) stack[stack.length - 1].out.push({ name: f.name, mode: '40000', oid });
+  }
 }
 
 function withOpaqueMarker(sink: TreeSink, tree: string): string {

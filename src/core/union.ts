@@ -31,7 +31,42 @@ export function applyLayer(sink: TreeSink, lower: string | null, delta: string, 
   return applyDir(sink, lower, delta, '', ctx);
 }
 
+interface UnionFrame {
+  readonly path: string;
+  readonly name: string;
+  readonly lower: string | null;
+  readonly delta: string;
+  /** The merged entries: final ones, or a directory of the delta still to apply (over `below`). */
+  readonly items: Array<TreeEntry | { name: string; below: string | null; up: string }>;
+  i: number;
+  readonly out: TreeEntry[];
+}
+
+// Iterative (an explicit stack of directories), so a layer of any depth costs no call stack.
 function applyDir(sink: TreeSink, lower: string | null, delta: string, path: string, ctx: UnionContext): string {
+  const first = openDir(sink, lower, delta, path, '', ctx);
+  if (typeof first === 'string') return first;
+  const stack: UnionFrame[] = [first];
+  for (;;) {
+    const f = stack[stack.length - 1];
+    if (f.i < f.items.length) {
+      const it = f.items[f.i++];
+      if ('mode' in it) { f.out.push(it); continue; }
+      const child = openDir(sink, it.below, it.up, join(f.path, it.name), it.name, ctx);
+      if (typeof child === 'string') f.out.push({ name: it.name, mode: '40000', oid: child });
+      else stack.push(child);
+      continue;
+    }
+    stack.pop();
+    const oid = sink.writeTree(f.out);
+    if (f.lower === null && oid === f.delta) ctx.clean?.add(f.delta);
+    if (stack.length === 0) return oid;
+    stack[stack.length - 1].out.push({ name: f.name, mode: '40000', oid });
+  }
+}
+
+/** Validate one directory of a layer and merge it with the lower one; a known-clean tree is its own result. */
+function openDir(sink: TreeSink, lower: string | null, delta: string, path: string, name: string, ctx: UnionContext): UnionFrame | string {
   if (lower === null && ctx.clean?.has(delta)) return delta;
   const entries = sink.readTree(delta);
   let opaque = false;
@@ -52,16 +87,13 @@ function applyDir(sink: TreeSink, lower: string | null, delta: string, path: str
   }
   // What survives of the lower directory: nothing if opaque, else all but the whited-out names.
   const base = lower === null || opaque ? [] : sink.readTree(lower).filter((e) => !hidden.has(e.name));
-  const out: TreeEntry[] = [];
-  mergeEntries(base, own, (name, low, up) => {
-    if (!up) { out.push(low!); return; }
-    if (up.mode !== '40000') { out.push(up); return; }
-    const below = low && low.mode === '40000' ? low.oid : null;
-    out.push({ name, mode: '40000', oid: applyDir(sink, below, up.oid, join(path, name), ctx) });
+  const items: UnionFrame['items'] = [];
+  mergeEntries(base, own, (n, low, up) => {
+    if (!up) { items.push(low!); return; }
+    if (up.mode !== '40000') { items.push(up); return; }
+    items.push({ name: n, below: low && low.mode === '40000' ? low.oid : null, up: up.oid });
   });
-  const oid = sink.writeTree(out);
-  if (lower === null && oid === delta) ctx.clean?.add(delta);
-  return oid;
+  return { path, name, lower, delta, items, i: 0, out: [] };
 }
 
 /** The union of a whole stack of layer trees, bottom first. */

@@ -11,9 +11,12 @@ import { walkTree, type Mode, type TreeSource } from '../core/tree.js';
 import { UnsafePathError, IoError } from '../errors.js';
 import type { Index } from './index-file.js';
 import { fsPath } from './paths.js';
+import { ConfinedDir } from './safe.js';
 
 /** Where blob contents come from (the store, or a file known to hold them). */
 export interface BlobSource {
+  /** The content of blob `oid` when it is small enough to hold in memory, else null (then writeFile streams it). */
+  readSmall(oid: string): Buffer | null;
   /** Create `dest` (which must not exist) as a regular file holding blob `oid`. */
   writeFile(oid: string, dest: Buffer, mode: number): Promise<void> | void;
   /** The bytes of a blob (a symlink target). */
@@ -22,12 +25,48 @@ export interface BlobSource {
 
 export interface MaterializeProgress { done: number; total: number }
 
+/** The process umask, read once (it only ever clears permission bits we then set back). */
+const UMASK = process.umask();
+const CONCURRENCY = 32;
+
+/**
+ * Create `abs` holding `data`. 'wx' (O_CREAT|O_EXCL) never writes through something that appeared at the path:
+ * a symlink there makes it fail instead of being followed.
+ */
+function writeNew(abs: Buffer, data: Buffer, perm: number): Promise<fs.Stats> {
+  return new Promise((resolve, reject) => {
+    fs.open(abs, 'wx', perm, (err, fd) => {
+      if (err) { reject(err); return; }
+      const finish = (e: NodeJS.ErrnoException | null, st?: fs.Stats): void => {
+        fs.close(fd, (e2) => { if (e || e2) reject(e ?? e2); else resolve(st!); });
+      };
+      const afterWrite = (): void => {
+        const stat = (): void => fs.fstat(fd, (e, st) => finish(e, st));
+        if ((perm & ~UMASK) !== perm) fs.fchmod(fd, perm, (e) => (e ? finish(e) : stat()));
+        else stat();
+      };
+      let off = 0;
+      const writeMore = (): void => {
+        if (off >= data.length) { afterWrite(); return; }
+        fs.write(fd, data, off, data.length - off, null, (e, n) => {
+          if (e) { finish(e); return; }
+          off += n;
+          writeMore();
+        });
+      };
+      writeMore();
+    });
+  });
+}
+
 function fileMode(mode: Mode): number {
   return mode === '100755' ? 0o755 : 0o644;
 }
 
 export class Materializer {
   private readonly checked = new Set<string>();
+  /** Paths under root resolved through directory fds opened without following symlinks (safe.ts). */
+  private readonly safe: ConfinedDir;
   written = 0;
 
   constructor(
@@ -36,21 +75,52 @@ export class Materializer {
     private readonly blobs: BlobSource,
     private readonly index: Index,
     private readonly onProgress?: (p: MaterializeProgress) => void,
-  ) {}
+  ) {
+    this.safe = new ConfinedDir(root);
+  }
 
   /** Apply top-most changes (from diffTrees of what is there to what should be). */
   async apply(changes: readonly Change[]): Promise<void> {
     const total = changes.length;
     let done = 0;
-    for (const c of changes) {
-      if (c.old) this.remove(c.path, c.old.mode === '40000' ? c.old.oid : null);
-      if (c.new) {
-        if (c.new.mode === '40000') await this.writeDir(c.path, c.new.oid);
-        else await this.writeEntry(c.path, c.new.mode, c.new.oid);
+    try {
+      for (const c of changes) {
+        if (c.old) {
+          // Removing a directory closes fds of paths below it: no write may still be in flight there.
+          if (c.old.mode === '40000') await this.drain();
+          this.remove(c.path, c.old.mode === '40000' ? c.old.oid : null);
+        }
+        if (c.new) {
+          if (c.new.mode === '40000') await this.writeDir(c.path, c.new.oid);
+          else await this.writeEntry(c.path, c.new.mode, c.new.oid);
+        }
+        done++;
+        if (this.onProgress && (done % 500 === 0 || done === total)) this.onProgress({ done, total });
       }
-      done++;
-      if (this.onProgress && (done % 500 === 0 || done === total)) this.onProgress({ done, total });
+    } finally {
+      await this.drain();
+      this.safe.close();
     }
+    if (this.failure) throw this.failure;
+  }
+
+  // Small files are written with bounded concurrency: the main thread reads and inflates blobs while the
+  // thread pool creates and writes files (about 0.6x the time of one-at-a-time writes, measured here).
+  private readonly inflight = new Set<Promise<void>>();
+  private failure: unknown = null;
+
+  private async enqueue(job: () => Promise<void>): Promise<void> {
+    if (this.failure) throw this.failure;
+    while (this.inflight.size >= CONCURRENCY) await Promise.race(this.inflight);
+    // Directory fds the confined paths were resolved through must stay open until the writes using them end.
+    if (this.safe.pendingCloses() > 32) { await this.drain(); this.safe.releasePending(); }
+    const p: Promise<void> = job().catch((e) => { if (!this.failure) this.failure = e; }).finally(() => { this.inflight.delete(p); });
+    this.inflight.add(p);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.inflight.size) await Promise.race(this.inflight);
+    this.safe.releasePending();
   }
 
   /** Make sure the directory `rel` is a real directory under root (not a symlink), once per run. */
@@ -65,10 +135,10 @@ export class Materializer {
 
   private remove(rel: string, dirTree: string | null): void {
     this.checkDir(dirname(rel));
-    const abs = fsPath(this.root, rel);
     try {
-      fs.rmSync(abs, { recursive: true, force: true });
+      this.safe.removeTree(rel);
     } catch (e) {
+      if (e instanceof IoError || e instanceof UnsafePathError) throw e;
       throw new IoError(rel, e as NodeJS.ErrnoException);
     }
     this.checked.delete(rel);
@@ -86,37 +156,51 @@ export class Materializer {
   }
 
   private mkdir(rel: string): void {
-    const abs = fsPath(this.root, rel);
+    const abs = this.safe.path(rel);
     try { fs.mkdirSync(abs, { mode: 0o755 }); } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new IoError(rel, e as NodeJS.ErrnoException);
       // Something is already there: only a real directory will do.
       if (!fs.lstatSync(abs).isDirectory()) throw new UnsafePathError(rel, 'exists and is not a directory');
     }
     this.checked.add(rel);
-    this.record(rel, '40000', '', abs);
+    this.record(rel, '40000', '', fs.lstatSync(abs));
   }
 
   private async writeEntry(rel: string, mode: Mode, oid: string, parentChecked = false): Promise<void> {
     if (!parentChecked) this.checkDir(dirname(rel));
-    const abs = fsPath(this.root, rel);
+    const abs = this.safe.path(rel);
+    let st: fs.Stats;
     try {
-      if (mode === '120000') fs.symlinkSync(this.blobs.read(oid), abs);
-      else if (mode === '160000') throw new UnsafePathError(rel, 'submodule entries are not layer content');
-      else {
-        await this.blobs.writeFile(oid, abs, fileMode(mode));
-        // The umask may have cleared bits we need; set them exactly.
-        fs.chmodSync(abs, fileMode(mode));
+      if (mode === '160000') throw new UnsafePathError(rel, 'submodule entries are not layer content');
+      if (mode === '120000') {
+        fs.symlinkSync(this.blobs.read(oid), abs);
+        st = fs.lstatSync(abs);
+      } else {
+        const perm = fileMode(mode);
+        const data = this.blobs.readSmall(oid);
+        if (data) {
+          await this.enqueue(async () => {
+            let fst: fs.Stats;
+            try { fst = await writeNew(abs, data, perm); } catch (e) { throw new IoError(rel, e as NodeJS.ErrnoException); }
+            this.written++;
+            this.record(rel, mode, oid, fst);
+          });
+          return;
+        } else {
+          await this.blobs.writeFile(oid, abs, perm);
+          if ((perm & ~UMASK) !== perm) fs.chmodSync(abs, perm);
+          st = fs.lstatSync(abs);
+        }
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code && !(e instanceof IoError)) throw new IoError(rel, e as NodeJS.ErrnoException);
       throw e;
     }
     this.written++;
-    this.record(rel, mode, oid, abs);
+    this.record(rel, mode, oid, st);
   }
 
-  private record(rel: string, mode: Mode, oid: string, abs: Buffer): void {
-    const st = fs.lstatSync(abs);
+  private record(rel: string, mode: Mode, oid: string, st: fs.Stats): void {
     // We wrote this content ourselves; saveIndex marks it racy if it is too recent when the index is saved.
     this.index.set(rel, { mode, oid, stat: { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino }, racy: false });
   }

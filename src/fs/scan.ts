@@ -26,6 +26,8 @@ export interface ScanResult {
   index: Index;
   /** Files whose content was read and hashed (the rest were proved unchanged by their stat). */
   hashed: number;
+  /** Entries whose stat did not prove them unchanged (hashed, or gone before they could be). */
+  restat: number;
   /** User files that a layer cannot hold: names starting with `.wh.` (view only) or otherwise invalid. */
   unrepresentable: string[];
   /** Special files (sockets, fifos, devices), which layers do not hold. */
@@ -49,7 +51,7 @@ function readdir(abs: Buffer, rel: string): Buffer[] {
 }
 
 export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOptions): ScanResult {
-  const result: ScanResult = { root: null, index: new Map(), hashed: 0, unrepresentable: [], skipped: [] };
+  const result: ScanResult = { root: null, index: new Map(), hashed: 0, restat: 0, unrepresentable: [], skipped: [] };
   let rootStat: fs.Stats;
   try { rootStat = fs.lstatSync(root); } catch { return result; }
   if (!rootStat.isDirectory()) return result;
@@ -70,13 +72,16 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
     const name = nameBuf.toString('latin1');
     const rel = join(f.rel, name);
     if (nameProblem(name) || (!opts.markers && isReserved(name))) { result.unrepresentable.push(rel); continue; }
-    const abs = Buffer.concat([f.abs, Buffer.from('/'), nameBuf]);
-    let st: fs.Stats;
+    const abs = Buffer.allocUnsafe(f.abs.length + 1 + nameBuf.length);
+    f.abs.copy(abs, 0);
+    abs[f.abs.length] = 0x2f;
+    nameBuf.copy(abs, f.abs.length + 1);
+    let st: fs.Stats | undefined;
     const now = Date.now();
-    try { st = fs.lstatSync(abs); } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // vanished during the scan: it is gone
+    try { st = fs.lstatSync(abs, { throwIfNoEntry: false }); } catch (e) {
       throw new IoError(rel, e as NodeJS.ErrnoException);
     }
+    if (!st) continue; // vanished during the scan: it is gone
     if (st.isDirectory()) {
       frames.push({ rel, abs, names: readdir(abs, rel), i: 0, out: [], stat: statOf(st) });
       continue;
@@ -91,6 +96,7 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
     let oid: string | null = null;
     if (old && !old.racy && old.mode === mode && sameStat(old.stat, stat)) oid = old.oid;
     else {
+      result.restat++;
       try {
         oid = mode === '120000' ? hashObject('blob', fs.readlinkSync(abs, { encoding: 'buffer' })) : hashFile(abs, st.size, buf);
       } catch (e) {

@@ -36,15 +36,26 @@ function gitOrderKey(e: TreeEntry): string {
 }
 
 export function encodeTree(entries: readonly TreeEntry[]): Buffer {
-  const sorted = [...entries].sort((a, b) => {
-    const x = gitOrderKey(a), y = gitOrderKey(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
-  const parts: Buffer[] = [];
-  for (const e of sorted) {
-    parts.push(Buffer.from(`${e.mode} ${e.name}\0`, 'latin1'), Buffer.from(e.oid, 'hex'));
+  // Entries come in byte order; git order differs only around directories, so sort only when needed.
+  let sorted = entries;
+  for (let k = 1; k < entries.length; k++) {
+    if (gitOrderKey(entries[k - 1]) > gitOrderKey(entries[k])) {
+      sorted = [...entries].sort((a, b) => { const x = gitOrderKey(a), y = gitOrderKey(b); return x < y ? -1 : x > y ? 1 : 0; });
+      break;
+    }
   }
-  return Buffer.concat(parts);
+  let size = 0;
+  for (const e of sorted) size += e.mode.length + e.name.length + 22;
+  const buf = Buffer.allocUnsafe(size);
+  let p = 0;
+  for (const e of sorted) {
+    p += buf.write(e.mode, p, 'latin1');
+    buf[p++] = 0x20;
+    p += buf.write(e.name, p, 'latin1');
+    buf[p++] = 0;
+    p += buf.write(e.oid, p, 'hex');
+  }
+  return buf;
 }
 
 /** Parse a tree object into entries sorted by byte order of names (tree.ts). */
@@ -177,13 +188,23 @@ class Pack {
     } else if (!NUM_TYPE[typeNum]) {
       throw new ObjectError(oid, `corrupt (bad pack entry type ${typeNum})`);
     }
-    const end = this.entryEnd(offset);
     const start = offset + p;
-    if (end <= start || end > this.packSize) throw new ObjectError(oid, 'corrupt (truncated pack)');
-    const comp = Buffer.allocUnsafe(end - start);
-    if (fs.readSync(this.fd, comp, 0, comp.length, start) !== comp.length) throw new ObjectError(oid, 'corrupt (truncated pack)');
-    let data: Buffer;
-    try { data = zlib.inflateSync(comp); } catch { throw new ObjectError(oid, 'corrupt (bad compressed data)'); }
+    let data: Buffer | null = null;
+    // Deflate output is at most a little larger than its input (zlib's deflateBound), and inflate stops at the
+    // end of the stream, so a read of that bound usually needs no knowledge of where the next entry starts.
+    const guess = Math.min(size + (size >>> 10) + 64, this.packSize - 20 - start);
+    if (guess > 0) {
+      const comp = Buffer.allocUnsafe(guess);
+      const n = fs.readSync(this.fd, comp, 0, guess, start);
+      try { data = zlib.inflateSync(comp.subarray(0, n)); } catch { data = null; }
+    }
+    if (data === null) {
+      const end = this.entryEnd(offset);
+      if (end <= start || end > this.packSize) throw new ObjectError(oid, 'corrupt (truncated pack)');
+      const comp = Buffer.allocUnsafe(end - start);
+      if (fs.readSync(this.fd, comp, 0, comp.length, start) !== comp.length) throw new ObjectError(oid, 'corrupt (truncated pack)');
+      try { data = zlib.inflateSync(comp); } catch { throw new ObjectError(oid, 'corrupt (bad compressed data)'); }
+    }
     if (data.length !== size) throw new ObjectError(oid, 'corrupt (size mismatch)');
     if (typeNum <= 4) return { type: NUM_TYPE[typeNum], data };
     const base = typeNum === 6 ? this.read(oid, baseOffset, store, depth + 1) : store.read(baseOid);
@@ -277,22 +298,27 @@ export class ObjectStore implements TreeSink {
   }
 
   has(oid: string): boolean {
-    if (fs.existsSync(this.loosePath(oid))) return true;
+    return this.packed(oid) !== null || fs.existsSync(this.loosePath(oid));
+  }
+
+  /** Where a packed object is (packs are searched in memory, before any file system call). */
+  private packed(oid: string): { pack: Pack; offset: number } | null {
     const key = Buffer.from(oid, 'hex');
-    return this.loadPacks().some((p) => p.find(key) >= 0);
+    for (const pack of this.loadPacks()) {
+      const offset = pack.find(key);
+      if (offset >= 0) return { pack, offset };
+    }
+    return null;
   }
 
   read(oid: string): GitObject {
+    const at = this.packed(oid);
+    if (at) return at.pack.read(oid, at.offset, this);
     let raw: Buffer | null = null;
     try { raw = fs.readFileSync(this.loosePath(oid)); } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ObjectError(oid, `unreadable (${(e as NodeJS.ErrnoException).code})`);
     }
     if (raw) return parseLoose(oid, raw);
-    const key = Buffer.from(oid, 'hex');
-    for (const p of this.loadPacks()) {
-      const off = p.find(key);
-      if (off >= 0) return p.read(oid, off, this);
-    }
     // git treats the empty tree as always present; so do we, for reading.
     if (oid === EMPTY_TREE) return { type: 'tree', data: Buffer.alloc(0) };
     throw new ObjectError(oid, 'missing');
@@ -321,6 +347,11 @@ export class ObjectStore implements TreeSink {
     return oid;
   }
 
+  /** Take a tree whose oid the caller knows (an index built from a tree walk), without hashing it. */
+  adoptTree(oid: string, entries: readonly TreeEntry[]): void {
+    if (!this.trees.has(oid) && !this.memTrees.has(oid)) this.memTrees.set(oid, entries);
+  }
+
   /** Add to `w` every in-memory tree reachable from `root` that the store lacks. */
   persistTrees(w: ObjectWriter, root: string): void {
     const seen = new Set<string>();
@@ -338,27 +369,27 @@ export class ObjectStore implements TreeSink {
 
   /** Size of an object's content, reading only its header where it can. */
   sizeOf(oid: string): number {
+    const at = this.packed(oid);
+    if (at) return at.pack.sizeAt(oid, at.offset, this);
     const loose = this.loosePath(oid);
     if (fs.existsSync(loose)) return readLooseHeader(oid, loose).size;
-    const key = Buffer.from(oid, 'hex');
-    for (const p of this.loadPacks()) {
-      const off = p.find(key);
-      if (off >= 0) return p.sizeAt(oid, off, this);
-    }
     return this.read(oid).data.length;
   }
 
   /** Write blob `oid` to `dest` (a byte path Buffer) with `mode`; streams large loose blobs. Returns bytes. */
   async writeBlobTo(oid: string, dest: Buffer, mode: number): Promise<void> {
-    const loose = this.loosePath(oid);
-    let st: fs.Stats | null = null;
-    try { st = fs.statSync(loose); } catch { /* packed */ }
-    if (st && st.size >= 1024 * 1024) {
-      await streamLooseTo(oid, loose, dest, mode);
-      return;
+    const small = this.readSmallBlob(oid);
+    if (small) { fs.writeFileSync(dest, small, { mode, flag: 'wx' }); return; }
+    await streamLooseTo(oid, this.loosePath(oid), dest, mode);
+  }
+
+  /** A blob's content, or null when it is a large loose object that must be streamed (writeBlobTo). */
+  readSmallBlob(oid: string): Buffer | null {
+    if (!this.packed(oid)) {
+      const st = fs.statSync(this.loosePath(oid), { throwIfNoEntry: false });
+      if (st && st.size >= 1024 * 1024) return null;
     }
-    const data = this.readType(oid, 'blob');
-    fs.writeFileSync(dest, data, { mode, flag: 'wx' });
+    return this.readType(oid, 'blob');
   }
 
   writer(): ObjectWriter {
@@ -557,7 +588,7 @@ export class ObjectWriter {
         entries.push({ oid: Buffer.from(oid, 'hex'), offset: start, crc: zlib.crc32(body, zlib.crc32(hdr)) });
       }
       const packSum = packHash.digest();
-      out(packSum);
+      fs.writeSync(fd, packSum, 0, 20, offset);
       fs.fsyncSync(fd);
       fs.closeSync(fd);
       const name = packSum.toString('hex');

@@ -33,7 +33,9 @@ export function writeSymbolicHead(gitdir: string, ref: string): void {
 }
 
 /** The oid a ref names, or null when it does not exist. */
-export function readRef(gitdir: string, ref: string): string | null {
+export function readRef(gitdir: string, ref: string, depth = 0): string | null {
+  // Like git (SYMREF_MAXDEPTH): a chain of symbolic refs this long is a loop.
+  if (depth > 5) throw new RefError(ref, 'symbolic ref loop (or chain too long)');
   let text: string | null = null;
   try { text = fs.readFileSync(join(gitdir, ref), 'utf8'); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -41,7 +43,7 @@ export function readRef(gitdir: string, ref: string): string | null {
   }
   if (text !== null) {
     const t = text.trim();
-    if (t.startsWith('ref: ')) return readRef(gitdir, t.slice(5));
+    if (t.startsWith('ref: ')) return readRef(gitdir, t.slice(5), depth + 1);
     if (!/^[0-9a-f]{40}$/.test(t)) throw new RefError(ref, 'corrupt ref file');
     return t;
   }

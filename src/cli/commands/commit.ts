@@ -17,10 +17,10 @@ export class CommitCommand extends GlayerCommand {
     ],
   });
 
-  message = Option.String('-m,--message', { description: 'The layer message', required: true });
+  message = Option.String('-m,--message', { description: 'The layer message (required)' });
 
   async run(): Promise<number> {
-    const r = await commit({ cwd: this.cwd, message: this.message, onProgress: this.progress });
+    const r = await commit({ cwd: this.cwd, message: this.message ?? '', onProgress: this.progress });
     this.warn(r.warnings);
     if (this.json) this.printJson({ id: r.id, parent: r.parent });
     else this.out(`${r.id}\n`);

@@ -1,0 +1,189 @@
+/**
+ * `fetch`: bring a remote's stacks into the store, checked before anything uses them.
+ *
+ * Objects arrive first (they are content-addressed: having them changes nothing); then every new layer is put
+ * through the union engine (entry names, markers, submodules) and its tree walked for missing objects; only when
+ * every fetched stack passes do the remote-tracking refs (`refs/remotes/NAME/STACK`) move. A bad remote gives
+ * one line naming the object and the path, and nothing local changes.
+ */
+import { walkTree } from '../core/tree.js';
+import { GlayerError, ObjectError, UsageError } from '../errors.js';
+import { listRefs, readRef, updateRef, writeSymbolicHead, checkRefName } from '../store/refs.js';
+import {
+  addRemoteConfig, fetchObjects, listRemote, peel, safeUrl, writeUpstream, type RemoteRefs,
+} from '../store/remote.js';
+import type { Store } from '../store/store.js';
+import { Workspace, withWorkspace } from '../workspace/workspace.js';
+import { defaultRemote, resolveSource, stackName, type Source } from './remote.js';
+import type { Progress, WorkspaceOptions } from './types.js';
+
+/** What a remote sent breaks the layer format or is incomplete. */
+export class RemoteContentError extends GlayerError {
+  constructor(url: string, ref: string, reason: string) {
+    super('E_REMOTE_CONTENT', `refusing ${ref} from ${safeUrl(url)}: ${reason}; nothing was changed`, { url: safeUrl(url), ref, reason });
+  }
+}
+
+/** Commits on the first-parent chains of the store's stacks and remote-tracking refs: already checked. */
+function knownLayers(store: Store): Set<string> {
+  const known = new Set<string>();
+  const tips = new Set([...listRefs(store.gitdir, 'refs/heads/').values(), ...listRefs(store.gitdir, 'refs/remotes/').values()]);
+  for (const tip of tips) {
+    for (let c: string | null = tip; c && !known.has(c); ) {
+      known.add(c);
+      try { c = store.readCommit(c).parents[0] ?? null; } catch { break; }
+    }
+  }
+  return known;
+}
+
+/**
+ * Check the stack whose top is `top` before it is used: every layer not yet known must be a valid layer (the
+ * union engine refuses bad names, markers and submodules) and complete (every object its tree names is here).
+ */
+export function checkStack(store: Store, top: string, known: Set<string>, url: string, ref: string): void {
+  try {
+    const fresh: string[] = [];
+    for (let c: string | null = top; c && !known.has(c); ) {
+      fresh.push(c);
+      c = store.readCommit(c).parents[0] ?? null;
+    }
+    store.unionTree(top);
+    for (const c of fresh) {
+      const tree = store.readCommit(c).tree;
+      for (const { path, entry } of walkTree(store.objects, tree)) {
+        if (entry.mode !== '40000' && !store.objects.has(entry.oid)) throw new ObjectError(entry.oid, `missing (named by ${path} in layer ${c.slice(0, 12)})`);
+      }
+    }
+    for (const c of fresh) known.add(c);
+  } catch (e) {
+    if (e instanceof GlayerError) throw new RemoteContentError(url, ref, e.message);
+    throw e;
+  }
+}
+
+export interface Fetched {
+  source: Source;
+  listed: RemoteRefs;
+  /** Remote ref (full name) -> the commit it names, for every ref fetched and checked. */
+  tops: Map<string, string>;
+}
+
+/**
+ * Fetch `wanted` (full remote ref names; default: every branch) from `source` into `store` and check each.
+ * Writes objects and the union cache only, never a ref.
+ */
+export async function fetchChecked(store: Store, source: Source, wanted: string[] | null, onProgress?: Progress): Promise<Fetched> {
+  const listed = await listRemote(source.transport, { onProgress });
+  const refs = wanted ?? [...listed.refs.keys()].filter((r) => r.startsWith('refs/heads/'));
+  const missing = refs.filter((r) => !listed.refs.has(r) || !store.objects.has(listed.refs.get(r)!));
+  const got = await fetchObjects(store.gitdir, source.transport, missing, { onProgress });
+  store.objects.rescan();
+  const known = knownLayers(store);
+  const tops = new Map<string, string>();
+  for (const ref of refs) {
+    const raw = got.get(ref) ?? listed.refs.get(ref);
+    if (!raw) throw new UsageError(`${safeUrl(source.url)} has no ${ref}`);
+    let top: string;
+    try { top = peel(store.objects, raw); } catch (e) {
+      if (e instanceof GlayerError) throw new RemoteContentError(source.url, ref, e.message);
+      throw e;
+    }
+    checkStack(store, top, known, source.url, ref);
+    tops.set(ref, top);
+  }
+  return { source, listed, tops };
+}
+
+export interface RefUpdate { ref: string; old: string | null; new: string }
+
+/** Move `refs/remotes/NAME/*` to what was fetched (branches only). */
+export function updateTracking(store: Store, remote: string, tops: Map<string, string>): RefUpdate[] {
+  const out: RefUpdate[] = [];
+  for (const [ref, oid] of tops) {
+    if (!ref.startsWith('refs/heads/')) continue;
+    const local = `refs/remotes/${remote}/${ref.slice(11)}`;
+    try { checkRefName(local); } catch { continue; }
+    const old = readRef(store.gitdir, local);
+    if (old === oid) continue;
+    updateRef(store.gitdir, local, oid, old);
+    out.push({ ref: local, old, new: oid });
+  }
+  return out;
+}
+
+export interface FetchOptions extends WorkspaceOptions {
+  /** A remote's name, a URL or a path; default: the stack's upstream remote, else origin. */
+  remote?: string;
+}
+
+export interface FetchResult {
+  remote: string | null;
+  url: string;
+  /** Remote-tracking refs that moved (none when fetching from a URL that is not a named remote). */
+  updated: RefUpdate[];
+  /** Every branch the remote has, with its top layer. */
+  stacks: Array<{ ref: string; top: string }>;
+}
+
+export async function fetch(opts: FetchOptions = {}): Promise<FetchResult> {
+  const cwd = opts.cwd ?? process.cwd();
+  return withWorkspace(cwd, async (ws) => {
+    const name = opts.remote ?? (await defaultRemote(ws, stackName(ws.store.stackRef)));
+    if (!name) throw new UsageError("no remote to fetch from: name one (glayer fetch URL) or add one (glayer remote add origin URL)");
+    const source = await resolveSource(ws.gitdir, name, cwd);
+    const f = await fetchChecked(ws.store, source, null, opts.onProgress);
+    const updated = source.name ? updateTracking(ws.store, source.name, f.tops) : [];
+    return { remote: source.name, url: safeUrl(source.url), updated, stacks: [...f.tops].map(([ref, top]) => ({ ref, top })) };
+  });
+}
+
+// ---- init --from ------------------------------------------------------------------------------------------
+
+/** Split SOURCE#REF (REF optional). */
+export function splitSourceRef(text: string): { source: string; ref: string | null } {
+  const i = text.lastIndexOf('#');
+  if (i <= 0) return { source: text, ref: null };
+  return { source: text.slice(0, i), ref: text.slice(i + 1) || null };
+}
+
+/** The remote ref REF names: a branch, a tag or a full ref name; without REF, the remote's HEAD branch. */
+export function pickRemoteRef(listed: RemoteRefs, ref: string | null, url: string): string | null {
+  if (ref !== null) {
+    for (const r of ref.startsWith('refs/') ? [ref] : [`refs/heads/${ref}`, `refs/tags/${ref}`]) if (listed.refs.has(r)) return r;
+    throw new UsageError(`${safeUrl(url)} has no stack '${ref}'${listed.refs.size ? ` (it has: ${[...listed.refs.keys()].map((r) => r.replace(/^refs\/(heads|tags)\//, '')).join(', ')})` : ''}`);
+  }
+  if (listed.head && listed.refs.has(listed.head)) return listed.head;
+  if (listed.refs.has('refs/heads/main')) return 'refs/heads/main';
+  const heads = [...listed.refs.keys()].filter((r) => r.startsWith('refs/heads/'));
+  return heads.length ? heads[0] : null;
+}
+
+export interface StartFromResult { head: string | null; ref: string; remoteRef: string | null; url: string }
+
+/**
+ * Seed a new, empty store (`store`, not yet a workspace) from SOURCE#REF: fetch and check that stack, record
+ * SOURCE as the remote `origin` with the stack's upstream, and make the new stack's top that stack's top. The
+ * stack takes the remote ref's name unless `stack` is given. A SOURCE that is a remote's name is looked up in
+ * the workspace around `cwd`.
+ */
+export async function startFrom(store: Store, from: string, opts: { cwd: string; stack?: string; onProgress?: Progress }): Promise<StartFromResult> {
+  const { source: text, ref } = splitSourceRef(from);
+  let outer: string | null = null;
+  try { const ws = Workspace.find(opts.cwd); outer = ws.gitdir; ws.close(); } catch { /* not inside a workspace */ }
+  const source = await resolveSource(outer, text, opts.cwd);
+  const listed = await listRemote(source.transport, { onProgress: opts.onProgress });
+  const remoteRef = pickRemoteRef(listed, ref, source.url);
+  let stack = opts.stack ?? (remoteRef ? remoteRef.replace(/^refs\/(heads|tags)\//, '') : 'main');
+  const stackRef = `refs/heads/${stack}`;
+  try { checkRefName(stackRef); } catch { stack = 'main'; }
+  if (`refs/heads/${stack}` !== store.stackRef) writeSymbolicHead(store.gitdir, `refs/heads/${stack}`);
+  await addRemoteConfig(store.gitdir, 'origin', source.url);
+  if (!remoteRef) return { head: null, ref: `refs/heads/${stack}`, remoteRef: null, url: safeUrl(source.url) };
+  const f = await fetchChecked(store, source, [remoteRef], opts.onProgress);
+  const top = f.tops.get(remoteRef)!;
+  updateTracking(store, 'origin', f.tops);
+  if (remoteRef.startsWith('refs/heads/')) await writeUpstream(store.gitdir, stack, 'origin', remoteRef);
+  store.moveStack(top, null);
+  return { head: top, ref: `refs/heads/${stack}`, remoteRef, url: safeUrl(source.url) };
+}

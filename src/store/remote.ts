@@ -1,0 +1,597 @@
+/**
+ * Transports: moving objects and refs between a store and another git repository.
+ *
+ * - http and https go through isomorphic-git's fetch and push (loaded lazily), with credentials from the URL,
+ *   from GLAYER_USERNAME / GLAYER_PASSWORD, or from `git credential fill` when git is installed. glayer never
+ *   prompts: git runs with GIT_TERMINAL_PROMPT=0, no askpass, its stdin closed after the request and no
+ *   controlling terminal.
+ * - Local paths and file:// URLs: isomorphic-git has no local transport, so the objects the other side lacks are
+ *   copied between the two object stores here, walking from the wanted commits and stopping at objects the
+ *   destination already has. Every copied object is re-hashed, so a source cannot pass one object off as another.
+ * - ssh (and any other scheme git knows): delegated to the system `git`, else a clear error.
+ *
+ * Fetching never writes a ref of the store: isomorphic-git and git run in a *quarantine* git directory whose
+ * `objects` is the store's (objects are content-addressed: writing them is harmless) and whose refs are a copy
+ * (for negotiation). The caller validates what arrived and only then moves its own refs.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join, resolve, relative, isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GlayerError, ObjectError } from '../errors.js';
+import { ObjectStore, parseTree, type ObjectWriter } from './objects.js';
+import { parseCommit } from './commits.js';
+import { listRefs, readRef, updateRef } from './refs.js';
+
+// ---- errors -----------------------------------------------------------------------------------------------
+
+/** A remote could not be reached or refused the request. */
+export class RemoteError extends GlayerError {
+  constructor(url: string, message: string, data: Record<string, unknown> = {}) {
+    super('E_REMOTE', `${safeUrl(url)}: ${message}`, { url: safeUrl(url), ...data });
+  }
+}
+
+/** The remote wants credentials that glayer does not have, or rejected the ones it sent. Exit code 3. */
+export class AuthError extends GlayerError {
+  constructor(url: string, rejected: boolean, source: string | null) {
+    super(
+      'E_AUTH',
+      rejected
+        ? `${safeUrl(url)}: authentication failed (the credentials from ${source ?? 'the URL'} were rejected)`
+        : `${safeUrl(url)}: authentication required; give credentials in the URL (https://USER:TOKEN@host/...), in GLAYER_USERNAME and GLAYER_PASSWORD, or with a git credential helper (glayer never prompts)`,
+      { url: safeUrl(url), rejected },
+      3,
+    );
+  }
+}
+
+/** The remote stack moved to layers the local stack does not build on. Exit code 1, like git. */
+export class NonFastForwardError extends GlayerError {
+  constructor(url: string, ref: string, remoteOid: string, localOid: string, known: boolean) {
+    super(
+      'E_NON_FAST_FORWARD',
+      `rejected: ${ref} on ${safeUrl(url)} is at ${remoteOid.slice(0, 12)}, which ${known ? 'is not below' : 'the local store does not have, so it cannot be below'} the local top ${localOid.slice(0, 12)} (non-fast-forward); run 'glayer pull --rebase' first, or push --force to replace it`,
+      { url: safeUrl(url), ref, remote: remoteOid, local: localOid },
+      1,
+    );
+  }
+}
+
+/** A URL with any password replaced by `***`, for messages. */
+export function safeUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_m, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return `${scheme}${colon < 0 ? userinfo : userinfo.slice(0, colon) + ':***'}@`;
+  });
+}
+
+// ---- URLs -------------------------------------------------------------------------------------------------
+
+export type Transport =
+  | { kind: 'http'; url: string }
+  | { kind: 'local'; url: string; path: string }
+  | { kind: 'git'; url: string };
+
+/** How to reach `url`: http(s), a local repository, or the system git (ssh, git://, scp-like `host:path`). */
+export function transportFor(url: string, cwd = process.cwd()): Transport {
+  if (/^https?:\/\//i.test(url)) return { kind: 'http', url };
+  if (/^file:\/\//i.test(url)) {
+    let path: string;
+    try { path = fileURLToPath(url); } catch { throw new RemoteError(url, 'not a valid file:// URL'); }
+    return { kind: 'local', url, path };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return { kind: 'git', url };
+  // scp-like [user@]host:path, as git reads it: a colon before any slash, and not an existing local path.
+  const colon = url.indexOf(':');
+  const slash = url.indexOf('/');
+  if (colon > 1 && (slash < 0 || colon < slash) && !fs.existsSync(resolve(cwd, url))) return { kind: 'git', url };
+  return { kind: 'local', url, path: resolve(cwd, url) };
+}
+
+/** Is `text` written as a URL or path (rather than a remote's name)? */
+export function looksLikeUrl(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || text.includes('/') || text.includes(':') || text === '.' || text === '..';
+}
+
+/** The git directory of a local repository: a glayer workspace, a repository with `.git`, or a bare one. */
+export function localGitdir(path: string, url = path): string {
+  const isGitdir = (d: string): boolean => {
+    try { return fs.statSync(join(d, 'HEAD')).isFile() && fs.statSync(join(d, 'objects')).isDirectory(); } catch { return false; }
+  };
+  for (const d of [join(path, '.glayer'), join(path, '.git'), path]) if (isGitdir(d)) return d;
+  throw new RemoteError(url, fs.existsSync(path) ? 'not a git repository or glayer workspace' : 'no such repository (for a new one: git init --bare PATH)');
+}
+
+// ---- remote configuration (the store's git config, as git keeps it) ---------------------------------------
+
+async function iso() {
+  const [git, http] = await Promise.all([import('isomorphic-git'), import('isomorphic-git/http/node')]);
+  return { git, http: http.default };
+}
+
+export interface RemoteConfig { name: string; url: string }
+
+export async function listRemoteConfigs(gitdir: string): Promise<RemoteConfig[]> {
+  const { git } = await iso();
+  const list = await git.listRemotes({ fs, gitdir });
+  return list.map((r) => ({ name: r.remote, url: r.url })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export async function addRemoteConfig(gitdir: string, name: string, url: string): Promise<void> {
+  const { git } = await iso();
+  await git.addRemote({ fs, gitdir, remote: name, url });
+}
+
+export async function removeRemoteConfig(gitdir: string, name: string): Promise<void> {
+  const { git } = await iso();
+  await git.deleteRemote({ fs, gitdir, remote: name });
+}
+
+/** The upstream of a local stack (branch.NAME.remote / branch.NAME.merge), or null. */
+export async function readUpstream(gitdir: string, stack: string): Promise<{ remote: string; merge: string } | null> {
+  const { git } = await iso();
+  const remote = await git.getConfig({ fs, gitdir, path: `branch.${stack}.remote` }) as string | undefined;
+  const merge = await git.getConfig({ fs, gitdir, path: `branch.${stack}.merge` }) as string | undefined;
+  return remote && merge ? { remote, merge } : null;
+}
+
+export async function writeUpstream(gitdir: string, stack: string, remote: string, merge: string): Promise<void> {
+  const { git } = await iso();
+  await git.setConfig({ fs, gitdir, path: `branch.${stack}.remote`, value: remote });
+  await git.setConfig({ fs, gitdir, path: `branch.${stack}.merge`, value: merge });
+}
+
+// ---- options ----------------------------------------------------------------------------------------------
+
+export interface TransferOptions {
+  onProgress?: (p: { phase: string; done: number; total: number }) => void;
+}
+
+/** What a remote holds: its refs (heads and tags, tags peeled to what they name) and where its HEAD points. */
+export interface RemoteRefs {
+  refs: Map<string, string>;
+  head: string | null;
+}
+
+const ZERO = '0000000000000000000000000000000000000000';
+
+// ---- credentials (http) -----------------------------------------------------------------------------------
+
+interface Creds { username: string; password: string }
+
+/** Split `https://user:pass@host/p` into the bare URL and its credentials. */
+function splitCredentials(url: string): { url: string; creds: Creds | null } {
+  const m = /^(https?:\/\/)([^/@]*)@(.*)$/i.exec(url);
+  if (!m) return { url, creds: null };
+  const colon = m[2].indexOf(':');
+  const dec = (s: string): string => { try { return decodeURIComponent(s); } catch { return s; } };
+  const username = dec(colon < 0 ? m[2] : m[2].slice(0, colon));
+  const password = colon < 0 ? '' : dec(m[2].slice(colon + 1));
+  return { url: m[1] + m[3], creds: { username, password } };
+}
+
+/** Run git without any chance of a prompt: no terminal, no askpass, stdin closed after `input`. */
+export function runGit(args: string[], opts: { input?: string; cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      GIT_TERMINAL_PROMPT: '0',
+      GIT_ASKPASS: '',
+      SSH_ASKPASS: '',
+      GCM_INTERACTIVE: 'never',
+      ...opts.env,
+    };
+    if (!env.GIT_SSH_COMMAND && !env.GIT_SSH) env.GIT_SSH_COMMAND = 'ssh -o BatchMode=yes';
+    const child = spawn('git', ['-c', 'core.askPass=', ...args], {
+      cwd: opts.cwd,
+      env: env as NodeJS.ProcessEnv,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true, // a new session: no controlling terminal to prompt on
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', rej);
+    child.on('close', (code) => res({ code: code ?? 128, stdout, stderr }));
+    child.stdin.on('error', () => { /* git may exit before reading */ });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+let gitChecked: boolean | null = null;
+export async function hasSystemGit(): Promise<boolean> {
+  if (gitChecked === null) {
+    try { gitChecked = (await runGit(['--version'])).code === 0; } catch { gitChecked = false; }
+  }
+  return gitChecked;
+}
+
+/** Answers isomorphic-git's onAuth/onAuthFailure/onAuthSuccess from the URL, the environment and git's helpers. */
+class CredentialSource {
+  source: string | null = null;
+  private fromHelper: Creds | null = null;
+  private tried = false;
+  rejected = false;
+
+  constructor(private readonly url: string, private readonly urlCreds: Creds | null) {}
+
+  private request(c?: Creds): string {
+    const u = new URL(this.url);
+    let s = `protocol=${u.protocol.replace(/:$/, '')}\nhost=${u.host}\npath=${u.pathname.replace(/^\//, '')}\n`;
+    if (this.urlCreds?.username) s += `username=${this.urlCreds.username}\n`;
+    if (c) s += `username=${c.username}\npassword=${c.password}\n`;
+    return s + '\n';
+  }
+
+  async fill(): Promise<Creds | undefined> {
+    if (this.tried) return undefined;
+    this.tried = true;
+    if (this.urlCreds && this.urlCreds.password !== '') { this.source = 'the URL'; return this.urlCreds; }
+    const env = process.env;
+    if (env.GLAYER_USERNAME !== undefined || env.GLAYER_PASSWORD !== undefined) {
+      this.source = 'GLAYER_USERNAME/GLAYER_PASSWORD';
+      return { username: env.GLAYER_USERNAME ?? this.urlCreds?.username ?? '', password: env.GLAYER_PASSWORD ?? '' };
+    }
+    if (!(await hasSystemGit())) return undefined;
+    const r = await runGit(['credential', 'fill'], { input: this.request() }).catch(() => null);
+    if (!r || r.code !== 0) return undefined;
+    const got: Record<string, string> = {};
+    for (const line of r.stdout.split('\n')) {
+      const eq = line.indexOf('=');
+      if (eq > 0) got[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    if (got.username === undefined && got.password === undefined) return undefined;
+    this.fromHelper = { username: got.username ?? '', password: got.password ?? '' };
+    this.source = 'the git credential helper';
+    return this.fromHelper;
+  }
+
+  async failed(): Promise<void> {
+    this.rejected = true;
+    if (this.fromHelper) await runGit(['credential', 'reject'], { input: this.request(this.fromHelper) }).catch(() => null);
+  }
+
+  async succeeded(): Promise<void> {
+    if (this.fromHelper) await runGit(['credential', 'approve'], { input: this.request(this.fromHelper) }).catch(() => null);
+  }
+
+  callbacks() {
+    return {
+      onAuth: async () => this.fill(),
+      onAuthFailure: async () => { await this.failed(); return undefined; },
+      onAuthSuccess: async () => { await this.succeeded(); },
+    };
+  }
+}
+
+/** Turn isomorphic-git's and node's errors into one clear line. */
+function httpError(url: string, e: unknown, creds: CredentialSource): GlayerError {
+  if (e instanceof GlayerError) return e;
+  const err = e as { code?: string; message?: string; data?: { statusCode?: number; statusMessage?: string; reason?: string } };
+  if (err.code === 'HttpError' || err.code === 'UserCanceledError') {
+    const status = err.data?.statusCode;
+    if (status === 401 || status === 403 || status === 203 || err.code === 'UserCanceledError') return new AuthError(url, creds.rejected || (status === 403 && creds.source !== null), creds.source);
+    if (status === 404) return new RemoteError(url, 'repository not found (HTTP 404)', { status });
+    return new RemoteError(url, `HTTP ${status} ${err.data?.statusMessage ?? ''}`.trim(), { status });
+  }
+  if (err.code === 'SmartHttpError') return new RemoteError(url, 'not a git repository (the server did not answer as a git smart-HTTP server)');
+  if (err.code && /^E[A-Z]+$/.test(err.code)) return new RemoteError(url, `cannot connect (${err.code})`, { errno: err.code });
+  return new RemoteError(url, String(err.message ?? e).split('\n')[0]);
+}
+
+function progressAdapter(opts: TransferOptions) {
+  return opts.onProgress && ((p: { phase: string; loaded: number; total: number }) => opts.onProgress!({ phase: p.phase, done: p.loaded, total: p.total || p.loaded }));
+}
+
+// ---- the quarantine ---------------------------------------------------------------------------------------
+
+/**
+ * A throwaway git directory that shares the store's objects and holds a copy of its refs: isomorphic-git and
+ * git may write refs there as they like; none reaches the store.
+ */
+async function withQuarantine<T>(gitdir: string, fn: (q: string) => Promise<T>, config = ''): Promise<T> {
+  const q = join(gitdir, 'glayer', `quarantine-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  fs.mkdirSync(join(q, 'refs', 'heads'), { recursive: true });
+  try {
+    fs.symlinkSync(relative(q, join(gitdir, 'objects')), join(q, 'objects'));
+    fs.writeFileSync(join(q, 'HEAD'), 'ref: refs/heads/main\n');
+    fs.writeFileSync(join(q, 'config'), `[core]\n\trepositoryformatversion = 0\n\tbare = true\n${config}`);
+    // Our refs, for negotiation (what we have), under names nothing writes to.
+    const lines: string[] = [];
+    const all = new Map([...listRefs(gitdir, 'refs/heads/'), ...listRefs(gitdir, 'refs/remotes/'), ...listRefs(gitdir, 'refs/tags/')]);
+    let k = 0;
+    for (const oid of new Set(all.values())) lines.push(`${oid} refs/have/${k++}`);
+    fs.writeFileSync(join(q, 'packed-refs'), lines.length ? `# pack-refs with: peeled\n${lines.join('\n')}\n` : '');
+    return await fn(q);
+  } finally {
+    fs.rmSync(q, { recursive: true, force: true });
+  }
+}
+
+// ---- listing ----------------------------------------------------------------------------------------------
+
+export async function listRemote(t: Transport, opts: TransferOptions = {}): Promise<RemoteRefs> {
+  if (t.kind === 'local') {
+    const gd = localGitdir(t.path, t.url);
+    const src = new ObjectStore(gd);
+    try {
+      return { refs: localRefs(gd, src), head: localHead(gd) };
+    } finally { src.close(); }
+  }
+  if (t.kind === 'git') return gitListRemote(t.url);
+  const { git, http } = await iso();
+  const { url, creds } = splitCredentials(t.url);
+  const cs = new CredentialSource(url, creds);
+  let list: Array<{ ref: string; oid: string; target?: string; peeled?: string }>;
+  try {
+    list = await git.listServerRefs({ http, url, protocolVersion: 1, symrefs: true, peelTags: true, ...cs.callbacks() });
+  } catch (e) { throw httpError(t.url, e, cs); }
+  void opts;
+  const refs = new Map<string, string>();
+  let head: string | null = null;
+  for (const r of list) {
+    if (r.ref === 'HEAD') { head = r.target ?? null; continue; }
+    if (r.ref.startsWith('refs/heads/') || r.ref.startsWith('refs/tags/')) refs.set(r.ref, r.peeled ?? r.oid);
+  }
+  return { refs, head };
+}
+
+function localHead(gitdir: string): string | null {
+  try {
+    const t = fs.readFileSync(join(gitdir, 'HEAD'), 'utf8').trim();
+    return t.startsWith('ref: ') ? t.slice(5) : null;
+  } catch { return null; }
+}
+
+function localRefs(gitdir: string, src: ObjectStore): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [ref, oid] of listRefs(gitdir, 'refs/heads/')) out.set(ref, oid);
+  for (const [ref, oid] of listRefs(gitdir, 'refs/tags/')) {
+    try { out.set(ref, peel(src, oid)); } catch { /* a tag naming nothing we can read: skip it */ }
+  }
+  return out;
+}
+
+/** The commit a tag (or chain of tags) names; a commit names itself. */
+export function peel(src: ObjectStore, oid: string): string {
+  for (let k = 0; k < 10; k++) {
+    const o = src.read(oid);
+    if (o.type !== 'tag') return oid;
+    const m = /^object ([0-9a-f]{40})$/m.exec(o.data.toString('latin1'));
+    if (!m) throw new ObjectError(oid, 'corrupt (malformed tag)');
+    oid = m[1];
+  }
+  throw new ObjectError(oid, 'corrupt (tag chain too long)');
+}
+
+// ---- fetching ---------------------------------------------------------------------------------------------
+
+/**
+ * Bring the objects of remote refs `wanted` (full names) into the store at `gitdir`. Writes no ref of the store.
+ * Returns the oid each wanted ref had on the remote (tags as they are, not peeled).
+ */
+export async function fetchObjects(gitdir: string, t: Transport, wanted: string[], opts: TransferOptions = {}): Promise<Map<string, string>> {
+  if (wanted.length === 0) return new Map();
+  if (t.kind === 'local') return localFetch(gitdir, t, wanted);
+  if (t.kind === 'git') return gitFetch(gitdir, t.url, wanted);
+  const { git, http } = await iso();
+  const { url, creds } = splitCredentials(t.url);
+  const cs = new CredentialSource(url, creds);
+  const tags = wanted.some((r) => r.startsWith('refs/tags/'));
+  return withQuarantine(gitdir, async (q) => {
+    try {
+      await git.fetch({
+        fs, http, gitdir: q, url, remote: 'incoming', remoteRef: wanted[0], singleBranch: false,
+        tags, ...cs.callbacks(), onProgress: progressAdapter(opts),
+      });
+    } catch (e) { throw httpError(t.url, e, cs); }
+    const out = new Map<string, string>();
+    for (const ref of wanted) {
+      const local = ref.startsWith('refs/heads/') ? `refs/remotes/incoming/${ref.slice(11)}` : ref;
+      const oid = readRef(q, local);
+      if (!oid) throw new RemoteError(t.url, `the remote did not send ${ref}`);
+      out.set(ref, oid);
+    }
+    return out;
+  }, `[remote "incoming"]\n\turl = ${url.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}\n\tfetch = +refs/heads/*:refs/remotes/incoming/*\n`);
+}
+
+async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' }>, wanted: string[]): Promise<Map<string, string>> {
+  const srcDir = localGitdir(t.path, t.url);
+  const src = new ObjectStore(srcDir);
+  const dst = new ObjectStore(gitdir);
+  try {
+    const out = new Map<string, string>();
+    for (const ref of wanted) {
+      const oid = readRef(srcDir, ref);
+      if (!oid) throw new RemoteError(t.url, `has no ${ref}`);
+      out.set(ref, oid);
+    }
+    copyObjects(src, dst, [...out.values()]);
+    return out;
+  } finally {
+    src.close();
+    dst.close();
+  }
+}
+
+/**
+ * Copy every object reachable from `wants` that `dst` lacks, from `src` to `dst`. The walk stops at objects `dst`
+ * has (a store holds everything reachable from what it holds). Objects are re-hashed as they are written.
+ */
+export function copyObjects(src: ObjectStore, dst: ObjectStore, wants: string[]): number {
+  let w: ObjectWriter = dst.writer();
+  let pendingBytes = 0;
+  let copied = 0;
+  const seen = new Set<string>();
+  const add = (oid: string, type: 'commit' | 'tree' | 'blob' | 'tag', data: Buffer): void => {
+    if (w.add(type, data) !== oid) throw new ObjectError(oid, `corrupt in the source repository (its content does not hash to its name)`);
+    copied++;
+    pendingBytes += data.length;
+    if (pendingBytes > 64 * 1024 * 1024) { w.flush(); w = dst.writer(); pendingBytes = 0; }
+  };
+  const tree = (oid: string): void => {
+    if (seen.has(oid) || dst.has(oid)) return;
+    seen.add(oid);
+    const data = src.readType(oid, 'tree');
+    for (const e of parseTree(oid, data)) {
+      if (e.mode === '160000') continue; // a submodule's commit lives elsewhere
+      if (e.mode === '40000') tree(e.oid);
+      else if (!seen.has(e.oid) && !dst.has(e.oid)) { seen.add(e.oid); add(e.oid, 'blob', src.readType(e.oid, 'blob')); }
+    }
+    add(oid, 'tree', data);
+  };
+  const stack = [...wants];
+  while (stack.length) {
+    const oid = stack.pop()!;
+    if (seen.has(oid) || dst.has(oid)) continue;
+    seen.add(oid);
+    const o = src.read(oid);
+    if (o.type === 'tag') {
+      const m = /^object ([0-9a-f]{40})$/m.exec(o.data.toString('latin1'));
+      if (m) stack.push(m[1]);
+    } else if (o.type === 'commit') {
+      const c = parseCommit(oid, o.data);
+      tree(c.tree);
+      stack.push(...c.parents);
+    } else if (o.type === 'tree') {
+      seen.delete(oid);
+      tree(oid);
+      continue;
+    }
+    add(oid, o.type, o.data);
+  }
+  w.flush();
+  return copied;
+}
+
+// ---- pushing ----------------------------------------------------------------------------------------------
+
+export interface PushRequest {
+  /** The local commit to push. */
+  oid: string;
+  /** Full name of the remote ref (refs/heads/NAME). */
+  ref: string;
+  /** What the remote ref held when we looked (null: absent); the update fails if it moved since. */
+  expected: string | null;
+  force?: boolean;
+}
+
+/** Update one ref of the remote to `oid`, sending the objects it lacks. */
+export async function pushRef(gitdir: string, t: Transport, req: PushRequest, opts: TransferOptions = {}): Promise<void> {
+  if (t.kind === 'local') return localPush(gitdir, t, req);
+  if (t.kind === 'git') return gitPush(gitdir, t.url, req);
+  const { git, http } = await iso();
+  const { url, creds } = splitCredentials(t.url);
+  const cs = new CredentialSource(url, creds);
+  await withQuarantine(gitdir, async (q) => {
+    fs.writeFileSync(join(q, 'refs', 'heads', 'glayer-push'), `${req.oid}\n`);
+    try {
+      await git.push({
+        fs, http, gitdir: q, url, ref: 'refs/heads/glayer-push', remoteRef: req.ref, remote: 'incoming',
+        force: req.force ?? false, ...cs.callbacks(), onProgress: progressAdapter(opts),
+      });
+    } catch (e) {
+      const err = e as { code?: string; data?: { reason?: string; result?: unknown } ; message?: string };
+      if (err.code === 'PushRejectedError' && err.data?.reason === 'not-fast-forward') {
+        throw new NonFastForwardError(t.url, req.ref, req.expected ?? ZERO, req.oid, true);
+      }
+      if (err.code === 'GitPushError') throw new RemoteError(t.url, `the remote refused ${req.ref}: ${String(err.message ?? '').replace(/\s+/g, ' ').trim()}`);
+      throw httpError(t.url, e, cs);
+    }
+  });
+}
+
+function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }>, req: PushRequest): void {
+  const dstDir = localGitdir(t.path, t.url);
+  // Like git's receive.denyCurrentBranch: never move the checked-out branch of a repository with a work tree
+  // (or the current stack of a glayer workspace) under its owner's feet.
+  if ((dstDir.endsWith('/.git') || dstDir.endsWith('/.glayer')) && localHead(dstDir) === req.ref) {
+    throw new RemoteError(t.url, `refusing to update ${req.ref}: it is the current ${dstDir.endsWith('/.glayer') ? 'stack of that workspace' : 'branch of that work tree'}; push to a bare repository`);
+  }
+  const src = new ObjectStore(gitdir);
+  const dst = new ObjectStore(dstDir);
+  try {
+    copyObjects(src, dst, [req.oid]);
+  } finally {
+    src.close();
+    dst.close();
+  }
+  const current = readRef(dstDir, req.ref);
+  if (current !== req.expected) {
+    throw new RemoteError(t.url, `${req.ref} moved while glayer was pushing (now ${current?.slice(0, 12) ?? 'absent'}); fetch and try again`);
+  }
+  updateRef(dstDir, req.ref, req.oid, req.expected);
+}
+
+// ---- the system git (ssh and other schemes) ---------------------------------------------------------------
+
+async function needGit(url: string): Promise<void> {
+  if (!(await hasSystemGit())) {
+    throw new RemoteError(url, "this transport (ssh, or a scheme other than http, https and file) needs the system 'git', which is not installed; install git, or use an https URL or a local path");
+  }
+}
+
+function gitFailure(url: string, r: { code: number; stderr: string }, what: string): GlayerError {
+  const lines = r.stderr.split('\n').map((l) => l.replace(/^(fatal|error):\s*/, '').trim()).filter((l) => l !== '' && !l.startsWith('hint:'));
+  const text = lines.join('; ');
+  if (/terminal prompts disabled|could not read (Username|Password)|Authentication failed|Permission denied \(publickey/i.test(text)) {
+    return new AuthError(url, /Authentication failed|Permission denied/i.test(text), 'git');
+  }
+  return new RemoteError(url, `${what} failed (git: ${text || `exit ${r.code}`})`);
+}
+
+async function gitListRemote(url: string): Promise<RemoteRefs> {
+  await needGit(url);
+  const r = await runGit(['ls-remote', '--symref', url]);
+  if (r.code !== 0) throw gitFailure(url, r, 'listing the remote');
+  const refs = new Map<string, string>();
+  const peeled = new Map<string, string>();
+  let head: string | null = null;
+  for (const line of r.stdout.split('\n')) {
+    const m = /^ref: (\S+)\tHEAD$/.exec(line);
+    if (m) { head = m[1]; continue; }
+    const n = /^([0-9a-f]{40})\t(refs\/(?:heads|tags)\/\S+)$/.exec(line);
+    if (!n) continue;
+    if (n[2].endsWith('^{}')) peeled.set(n[2].slice(0, -3), n[1]);
+    else refs.set(n[2], n[1]);
+  }
+  for (const [k, v] of peeled) refs.set(k, v);
+  return { refs, head };
+}
+
+async function gitFetch(gitdir: string, url: string, wanted: string[]): Promise<Map<string, string>> {
+  await needGit(url);
+  return withQuarantine(gitdir, async (q) => {
+    const specs = wanted.map((ref, k) => `+${ref}:refs/incoming/${k}`);
+    const r = await runGit(['--git-dir', q, '-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'fetch', '--no-tags', '--no-write-fetch-head', '--quiet', url, ...specs]);
+    if (r.code !== 0) throw gitFailure(url, r, 'fetch');
+    const out = new Map<string, string>();
+    wanted.forEach((ref, k) => {
+      const oid = readRef(q, `refs/incoming/${k}`);
+      if (!oid) throw new RemoteError(url, `the remote did not send ${ref}`);
+      out.set(ref, oid);
+    });
+    return out;
+  });
+}
+
+async function gitPush(gitdir: string, url: string, req: PushRequest): Promise<void> {
+  await needGit(url);
+  await withQuarantine(gitdir, async (q) => {
+    const lease = `--force-with-lease=${req.ref}:${req.expected ?? ''}`;
+    const r = await runGit(['--git-dir', q, '-c', 'gc.auto=0', 'push', '--quiet', '--porcelain', lease, url, `${req.force ? '+' : ''}${req.oid}:${req.ref}`]);
+    if (r.code !== 0) {
+      if (/non-fast-forward|fetch first|stale info/.test(r.stdout + r.stderr)) throw new NonFastForwardError(url, req.ref, req.expected ?? ZERO, req.oid, true);
+      throw gitFailure(url, { code: r.code, stderr: r.stderr || r.stdout }, 'push');
+    }
+  });
+}
+
+/** For messages: a path relative to `cwd` when that is shorter. */
+export function shortPath(p: string, cwd = process.cwd()): string {
+  const r = relative(cwd, p);
+  return r && !r.startsWith('..') && !isAbsolute(r) && r.length < p.length ? r : p;
+}
