@@ -69,7 +69,7 @@ const SEED = 20240603;
 
 // ---- results ------------------------------------------------------------------------------------------------
 
-interface Side { label: string; stats: Stats }
+interface Side { label: string; stats: Stats; /** user + system CPU ms of the child(ren). */ cpu?: Stats }
 interface Row {
   id: number;
   operation: string;
@@ -104,19 +104,23 @@ function log(s: string): void {
 
 // ---- measuring ----------------------------------------------------------------------------------------------
 
-/** One side of a row: `sample()` prepares untimed, times the operation, cleans up untimed, returns ms. */
-interface Sampler { label: string; sample(): number }
+/** One side of a row: `sample()` prepares untimed, times the operation, cleans up untimed. */
+interface Timing { ms: number; cpu: number }
+interface Sampler { label: string; sample(): Timing }
 
 /** Warm each side up once, then run them alternately (the order flips every round), `runs` times each. */
 function alternate(samplers: Sampler[], runs: number): Side[] {
-  const times = samplers.map(() => [] as number[]);
+  const times = samplers.map(() => [] as Timing[]);
   for (const s of samplers) s.sample();
   for (let r = 0; r < runs; r++) {
     const order = samplers.map((_, i) => i);
     if (r % 2) order.reverse();
     for (const i of order) times[i].push(samplers[i].sample());
   }
-  return samplers.map((s, i) => ({ label: s.label, stats: stats(times[i]) }));
+  return samplers.map((s, i) => {
+    const cpu = times[i].map((t) => t.cpu);
+    return { label: s.label, stats: stats(times[i].map((t) => t.ms)), cpu: cpu.every(Number.isFinite) ? stats(cpu) : undefined };
+  });
 }
 
 function ratioRow(id: number, operation: string, sides: Side[], target: number, notes: string[] = []): Row {
@@ -208,13 +212,13 @@ function mountSampler(fx: Fixture, label: string, ws: string, want: Manifest, ch
   const self = {
     label,
     count: 0,
-    sample(): number {
+    sample(): Timing {
       const target = join(fx.base, 'views', `${label.replace(/\W+/g, '-')}-${++fx.seq}`);
       fs.mkdirSync(target, { recursive: true });
       const r = glayer(fx.base, ['-C', ws, 'mount-view', target]);
       if (checkEvery || self.count++ < 2) checkManifest(`${label}: the view equals the generated tree`, want, target);
       fs.rmSync(target, { recursive: true, force: true });
-      return r.ms;
+      return r;
     },
   };
   return self;
@@ -226,7 +230,7 @@ function row1(fx: Fixture, runs: number, w1: string): Row {
   let n = 0;
   const gitCheckout: Sampler = {
     label: 'git checkout',
-    sample(): number {
+    sample(): Timing {
       const target = join(fx.base, 'views', `git-${++fx.seq}`);
       fs.mkdirSync(target, { recursive: true });
       const env = { ...ENV, GIT_INDEX_FILE: `${target}.index` };
@@ -234,16 +238,16 @@ function row1(fx: Fixture, runs: number, w1: string): Row {
       if (n++ < 2) checkManifest('git checkout: the work tree equals the generated tree', fx.m0, target);
       fs.rmSync(target, { recursive: true, force: true });
       fs.rmSync(`${target}.index`, { force: true });
-      return r.ms;
+      return r;
     },
   };
   const cp: Sampler = {
     label: 'cp -r',
-    sample(): number {
+    sample(): Timing {
       const target = join(fx.base, 'views', `cp-${++fx.seq}`);
       const r = run('cp', ['-r', fx.src, target]);
       fs.rmSync(target, { recursive: true, force: true });
-      return r.ms;
+      return r;
     },
   };
   const sides = alternate([mountSampler(fx, 'glayer mount-view', w1, fx.m0), gitCheckout, cp], runs);
@@ -259,13 +263,13 @@ function row2(fx: Fixture, runs: number, w2: string): Row {
   let n = 0;
   const gs: Sampler = {
     label: 'glayer status',
-    sample(): number {
+    sample(): Timing {
       const r = glayer(fx.base, ['-C', w2, 'status']);
       if (n++ < 2) check('glayer status on an unchanged view prints nothing', r.stdout === '', r.stdout.slice(0, 300));
-      return r.ms;
+      return r;
     },
   };
-  const ns: Sampler = { label: 'git status', sample: () => git(['status'], { cwd: fx.native }).ms };
+  const ns: Sampler = { label: 'git status', sample: () => git(['status'], { cwd: fx.native }) };
   return ratioRow(2, 'status, nothing changed (warm)', alternate([gs, ns], runs), 2.0);
 }
 
@@ -277,7 +281,7 @@ function row3(fx: Fixture, runs: number, w2: string): Row {
   const total = runs + 1;
   const gc: Sampler = {
     label: 'glayer commit',
-    sample(): number {
+    sample(): Timing {
       const reverse = gk % 2 === 1;
       const want = applyEdits(fx.w, view, e, reverse, fx.m0);
       const r = glayer(fx.base, ['-C', w2, 'commit', '-m', `edit ${gk}`]);
@@ -292,13 +296,13 @@ function row3(fx: Fixture, runs: number, w2: string): Row {
       }
       gk++;
       fx.row3Commits = gk;
-      return r.ms;
+      return r;
     },
   };
   let nk = 0;
   const nc: Sampler = {
     label: 'git add -A && git commit',
-    sample(): number {
+    sample(): Timing {
       applyEdits(fx.w, fx.native, e, nk % 2 === 1, fx.m0);
       const a = git(['add', '-A'], { cwd: fx.native });
       const c = git(['commit', '-q', '-m', `edit ${nk}`], { cwd: fx.native });
@@ -308,7 +312,7 @@ function row3(fx: Fixture, runs: number, w2: string): Row {
         check(`native commit ${nk}: ${fx.cfg.mod + fx.cfg.add + fx.cfg.del} paths changed`, n === fx.cfg.mod + fx.cfg.add + fx.cfg.del, `${n}`);
       }
       nk++;
-      return a.ms + c.ms;
+      return { ms: a.ms + c.ms, cpu: a.cpu + c.cpu };
     },
   };
   return ratioRow(3, `commit of ${fx.cfg.mod} modified + ${fx.cfg.del} deleted + ${fx.cfg.add} added files`, alternate([gc, nc], runs), 1.0);
@@ -332,7 +336,7 @@ function row4(fx: Fixture, runs: number, w1: string): Row {
   log(`deep stack of ${depth} layers built`);
   // The first mount-view of each computes its union; both are reported as notes (cold), then timed warm.
   const coldDeep = mountSampler(fx, 'glayer mount-view, deep stack', deep, fx.m0);
-  const coldMs = coldDeep.sample();
+  const coldMs = coldDeep.sample().ms;
   const sides = alternate([mountSampler(fx, 'glayer mount-view, deep stack', deep, fx.m0), mountSampler(fx, 'glayer mount-view, one layer', w1, fx.m0)], runs);
   return ratioRow(4, `mount-view of a ${fx.cfg.layers}-layer stack vs the one-layer stack`, sides, 1.25,
     [`first mount-view of the deep stack (union not cached yet): ${coldMs.toFixed(0)} ms`]);
@@ -363,7 +367,7 @@ function row5(fx: Fixture, runs: number, w1: string): Row {
   let k = 0;
   const refresh: Sampler = {
     label: 'glayer mount-view (refresh)',
-    sample(): number {
+    sample(): Timing {
       k++;
       git(['--git-dir', gd, 'update-ref', 'refs/heads/main', chain[k]]);
       const r = glayer(fx.base, ['-C', w5, 'mount-view']);
@@ -375,7 +379,7 @@ function row5(fx: Fixture, runs: number, w1: string): Row {
         const st = glayer(fx.base, ['-C', w5, 'status', '--json']);
         check(`refresh ${k}: status is clean`, JSON.stringify(JSON.parse(st.stdout)) === '[]', st.stdout.slice(0, 300));
       }
-      return r.ms;
+      return r;
     },
   };
   const sides = alternate([refresh, mountSampler(fx, 'glayer mount-view (fresh)', w1, fx.m0)], runs);
@@ -438,14 +442,14 @@ function row7(fx: Fixture, runs: number): Row {
   let n = 0;
   const st: Sampler = {
     label: 'glayer status (empty workspace)',
-    sample(): number {
+    sample(): Timing {
       const r = glayer(fx.base, ['-C', w7, 'status']);
       if (n++ < 1) check('glayer status in an empty workspace prints nothing', r.stdout === '', r.stdout);
-      return r.ms;
+      return r;
     },
   };
-  const nodeFloor: Sampler = { label: 'node -e 0 (startup floor)', sample: () => run(process.execPath, ['-e', '0']).ms };
-  const version: Sampler = { label: 'glayer --version (module load)', sample: () => glayer(fx.base, ['--version']).ms };
+  const nodeFloor: Sampler = { label: 'node -e 0 (startup floor)', sample: () => run(process.execPath, ['-e', '0']) };
+  const version: Sampler = { label: 'glayer --version (module load)', sample: () => glayer(fx.base, ['--version']) };
   const sides = alternate([st, nodeFloor, version], runs);
   const [g, a, v] = sides;
   return {
@@ -516,6 +520,9 @@ function table(rows: Row[]): string {
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
   const out = [line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...body.map(line)];
   for (const r of rows) {
+    if (r.glayer?.cpu && r.anchor?.cpu) {
+      out.push(`  row ${r.id}: CPU time (user+sys) medians: glayer ${cell({ label: '', stats: r.glayer.cpu }, r.unit)}, ${r.anchor.label} ${cell({ label: '', stats: r.anchor.cpu }, r.unit)}; ${r.anchor.cpu.median >= 20 ? `ratio ${(r.glayer.cpu.median / r.anchor.cpu.median).toFixed(2)}x` : 'no ratio (GNU time counts CPU in 10 ms steps)'}`);
+    }
     for (const e of r.extra) out.push(`  row ${r.id}: ${e.label}: ${cell(e, r.unit)}; glayer / this = ${e.ratio.toFixed(2)}x`);
     for (const n of r.notes) out.push(`  row ${r.id}: ${n}`);
     if (r.error) out.push(`  row ${r.id}: ERROR ${r.error.split('\n').slice(0, 4).join(' / ')}`);

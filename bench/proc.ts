@@ -12,11 +12,29 @@ export const ENV: NodeJS.ProcessEnv = {
 
 export class ChildError extends Error {}
 
-export interface Ran { ms: number; stdout: string; stderr: string; status: number }
+/** ms: wall time; cpu: the child's user + system CPU time in ms (NaN without GNU time), less sensitive to load. */
+export interface Ran { ms: number; cpu: number; stdout: string; stderr: string; status: number }
 
-export function run(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: number | string; allowFail?: boolean } = {}): Ran {
+let gnuTime: boolean | null = null;
+/** Whether `/usr/bin/time -f` works here (GNU time); it reports the child's rusage from wait4. */
+export function hasGnuTime(): boolean {
+  if (gnuTime === null) {
+    const dir = fs.mkdtempSync('/tmp/glayer-bench-time-');
+    try {
+      const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', '-o', join(dir, 'o'), 'true']);
+      gnuTime = r.status === 0 && /^[\d.]+ [\d.]+ \d+\s*$/.test(fs.readFileSync(join(dir, 'o'), 'utf8'));
+    } catch { gnuTime = false; } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  }
+  return gnuTime;
+}
+let timeOut = '';
+
+export function run(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: number | string; allowFail?: boolean; noWrap?: boolean } = {}): Ran {
+  const wrap = !opts.noWrap && hasGnuTime();
+  if (wrap && !timeOut) timeOut = join(fs.mkdtempSync('/tmp/glayer-bench-time-'), 'rusage');
+  const argv = wrap ? ['-f', '%U %S', '-o', timeOut, cmd, ...args] : [...args];
   const t0 = process.hrtime.bigint();
-  const r: SpawnSyncReturns<Buffer> = spawnSync(cmd, args, {
+  const r: SpawnSyncReturns<Buffer> = spawnSync(wrap ? '/usr/bin/time' : cmd, argv, {
     cwd: opts.cwd,
     env: opts.env ?? ENV,
     stdio: [typeof opts.input === 'number' ? opts.input : 'pipe', 'pipe', 'pipe'],
@@ -24,7 +42,13 @@ export function run(cmd: string, args: readonly string[], opts: { cwd?: string; 
     maxBuffer: 1 << 30,
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const out: Ran = { ms, stdout: r.stdout?.toString() ?? '', stderr: r.stderr?.toString() ?? '', status: r.status ?? -1 };
+  let cpu = NaN;
+  if (wrap) {
+    const last = fs.readFileSync(timeOut, 'utf8').trim().split('\n').pop() ?? '';
+    const m = /^([\d.]+) ([\d.]+)$/.exec(last);
+    if (m) cpu = (Number(m[1]) + Number(m[2])) * 1000;
+  }
+  const out: Ran = { ms, cpu, stdout: r.stdout?.toString() ?? '', stderr: r.stderr?.toString() ?? '', status: r.status ?? -1 };
   if (r.error) throw new ChildError(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   if (out.status !== 0 && !opts.allowFail) {
     throw new ChildError(`${cmd} ${args.join(' ')} (in ${opts.cwd ?? '.'}) exited ${out.status}${r.signal ? ` (${r.signal})` : ''}\n${out.stderr.slice(0, 2000)}${out.stdout.slice(0, 500)}`);
@@ -53,12 +77,7 @@ export type RssMethod = 'gnu-time' | 'python-rusage';
  * Node itself cannot read a child's rusage (process.resourceUsage() is the current process only).
  */
 export function rssMethod(): RssMethod {
-  const tmp = join(fs.mkdtempSync('/tmp/glayer-bench-rss-'), 'out');
-  try {
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', tmp, 'true']);
-    if (r.status === 0 && /^\d+\s*$/.test(fs.readFileSync(tmp, 'utf8'))) return 'gnu-time';
-  } catch { /* not there */ } finally { fs.rmSync(tmp, { force: true }); }
-  return 'python-rusage';
+  return hasGnuTime() ? 'gnu-time' : 'python-rusage';
 }
 
 const PY = 'import resource,subprocess,sys\nr=subprocess.run(sys.argv[2:])\nopen(sys.argv[1],"w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(r.returncode)';
@@ -68,8 +87,8 @@ export function runWithRss(method: RssMethod, cmd: string, args: readonly string
   const out = join(dir, 'rss');
   try {
     const r = method === 'gnu-time'
-      ? run('/usr/bin/time', ['-f', '%M', '-o', out, cmd, ...args], { cwd })
-      : run('python3', ['-c', PY, out, cmd, ...args], { cwd });
+      ? run('/usr/bin/time', ['-f', '%M', '-o', out, cmd, ...args], { cwd, noWrap: true })
+      : run('python3', ['-c', PY, out, cmd, ...args], { cwd, noWrap: true });
     return { ...r, rssKiB: Number(fs.readFileSync(out, 'utf8').trim().split('\n').pop()) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -37,8 +37,10 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     if (union !== plan.viewTree) throw new GlayerError('E_INTERNAL', 'internal error: the writable layer does not reproduce the view; please report this bug', {}, 70);
 
     const w = objects.writer();
-    for (const { path, entry } of walkTree(objects, plan.upperTree)) {
-      if (entry.mode === '40000') continue;
+    const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');
+    let done = 0;
+    for (const { path, entry } of files) {
+      if (opts.onProgress && (++done % 500 === 0 || done === files.length)) opts.onProgress({ phase: 'commit', done, total: files.length });
       if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
       if (objects.has(entry.oid)) continue;
       const src = plan.blobs.fileFor(entry.oid);

@@ -79,18 +79,25 @@ export async function fetchChecked(store: Store, source: Source, wanted: string[
   const missing = refs.filter((r) => !listed.refs.has(r) || !store.objects.has(listed.refs.get(r)!));
   const got = await fetchObjects(store.gitdir, source.transport, missing, { onProgress });
   store.objects.rescan();
-  const known = knownLayers(store);
   const tops = new Map<string, string>();
-  for (const ref of refs) {
-    const raw = got.get(ref) ?? listed.refs.get(ref);
-    if (!raw) throw new UsageError(`${safeUrl(source.url)} has no ${ref}`);
-    let top: string;
-    try { top = peel(store.objects, raw); } catch (e) {
-      if (e instanceof GlayerError) throw new RemoteContentError(source.url, ref, e.message);
-      throw e;
+  try {
+    const known = knownLayers(store);
+    for (const ref of refs) {
+      const raw = got.refs.get(ref) ?? listed.refs.get(ref);
+      if (!raw) throw new UsageError(`${safeUrl(source.url)} has no ${ref}`);
+      let top: string;
+      try { top = peel(store.objects, raw); } catch (e) {
+        if (e instanceof GlayerError) throw new RemoteContentError(source.url, ref, e.message);
+        throw e;
+      }
+      checkStack(store, top, known, source.url, ref);
+      tops.set(ref, top);
     }
-    checkStack(store, top, known, source.url, ref);
-    tops.set(ref, top);
+  } catch (e) {
+    // Refused: take back every object that arrived, so the store is as it was.
+    got.discard();
+    store.objects.rescan();
+    throw e;
   }
   return { source, listed, tops };
 }

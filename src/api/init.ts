@@ -12,7 +12,10 @@ import { saveIndex, indexPath } from '../fs/index-file.js';
 import { startFrom } from './fetch.js';
 import type { Progress } from './types.js';
 
-export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
+/** templates/ of the package: beside dist/ (the bundle, dist/glayer.mjs) or two levels up (dist/api/, src/api/). */
+export const TEMPLATES_DIR = ['../templates/', '../../templates/']
+  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+  .find((dir) => fs.existsSync(join(dir, 'aufs-demo', 'template.json'))) ?? fileURLToPath(new URL('../../templates/', import.meta.url));
 
 export interface TemplateInfo { name: string; description: string; files: number }
 

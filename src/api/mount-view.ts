@@ -25,7 +25,7 @@ export interface MountViewOptions extends WorkspaceOptions {
 
 export interface MountViewResult {
   view: string;
-  /** Entries written (files and symlinks). */
+  /** Files and symlinks written (on a refresh: only those that changed). */
   written: number;
   /** True when an existing view was refreshed in place. */
   refreshed: boolean;
@@ -49,7 +49,7 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
     const countingProgress = opts.onProgress;
     if (state.view !== null && samePath(state.view, target) && fs.existsSync(target)) {
       const s = await reconcile(ws, { onProgress: countingProgress });
-      return { view: target, written: -1, refreshed: true, detached: null, warnings: s.warnings };
+      return { view: target, written: s.viewWritten, refreshed: true, detached: null, warnings: s.warnings };
     }
     // A new target: bring the current view's edits in first, then build the new one.
     const s = await reconcile(ws, opts);

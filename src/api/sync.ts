@@ -150,7 +150,7 @@ export function planSync(ws: Workspace): SyncPlan {
   // 1. Scan the writable layer and the view.
   fs.mkdirSync(ws.upper, { recursive: true });
   const upperPrev = loadIndex(indexPath(ws.gitdir, 'upper'), objects);
-  const upperScan = scanTree(ws.upper, upperPrev.index, objects, { markers: true });
+  const upperScan = scanTree(ws.upper, upperPrev.index, objects, { markers: true, prevRoot: upperPrev.root });
   for (const p of upperScan.skipped) warnings.push(`ignoring special file in the writable layer: ${display(p)}`);
   const U1 = upperScan.root ?? EMPTY_TREE;
 
@@ -164,7 +164,7 @@ export function planSync(ws: Workspace): SyncPlan {
   if (state.view !== null) {
     const prev = loadIndex(indexPath(ws.gitdir, 'view'), objects);
     viewPrev = prev.index;
-    viewScan = scanTree(state.view, viewPrev, objects, { markers: false });
+    viewScan = scanTree(state.view, viewPrev, objects, { markers: false, prevRoot: prev.root });
     if (viewScan.root === null) {
       warnings.push(`the view ${state.view} is gone; run 'glayer mount-view' to make it again`);
       state.view = null;
@@ -240,11 +240,14 @@ export function planSync(ws: Workspace): SyncPlan {
 }
 
 /** Write the view side of a plan: bring the upper's and the stack's changes into the view. */
-export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions = {}): Promise<void> {
+export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions = {}): Promise<number> {
   if (plan.viewIndex && plan.state.view && plan.viewNow !== null && plan.viewTree !== plan.viewNow) {
     const progress = opts.onProgress && ((p: { done: number; total: number }) => opts.onProgress!({ phase: 'view', ...p }));
-    await new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress).apply(diffTrees(ws.store.objects, plan.viewNow, plan.viewTree));
+    const m = new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress);
+    await m.apply(diffTrees(ws.store.objects, plan.viewNow, plan.viewTree));
+    return m.written;
   }
+  return 0;
 }
 
 /** Save what a plan says the view holds now (after writeView). */
@@ -252,14 +255,14 @@ export function saveView(ws: Workspace, plan: SyncPlan): void {
   if (plan.viewIndex && plan.viewDirty) saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, plan.viewTree, plan.viewIndex);
 }
 
-export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<Synced> {
+export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<Synced & { viewWritten: number }> {
   const plan = planSync(ws);
   const objects = ws.store.objects;
   // 5. Write what differs: the upper first (it is what a commit reads), then the view.
   if (plan.upperTree !== plan.upperNow) {
     await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex).apply(diffTrees(objects, plan.upperNow, plan.upperTree));
   }
-  await writeView(ws, plan, opts);
+  const viewWritten = await writeView(ws, plan, opts);
   if (plan.upperDirty) saveIndex(indexPath(ws.gitdir, 'upper'), objects, plan.upperTree === EMPTY_TREE ? null : plan.upperTree, plan.upperIndex);
   saveView(ws, plan);
   const before = ws.readState();
@@ -267,5 +270,5 @@ export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<
     plan.state.lower = plan.head;
     ws.writeState(plan.state);
   }
-  return plan;
+  return { ...plan, viewWritten };
 }

@@ -36,8 +36,9 @@ export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCom
 
 export function buildCli(color: boolean): Cli<GlayerContext> {
   const cli = new Cli<GlayerContext>({ binaryLabel: 'glayer', binaryName: 'glayer', binaryVersion: VERSION, enableColors: color });
-  for (const c of COMMANDS) cli.register(c);
+  // The default command first: clipanion lists every command when a documented one follows it.
   cli.register(DefaultCommand);
+  for (const c of COMMANDS) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
   return cli;
@@ -70,8 +71,11 @@ export async function runCli(argv: string[], ctx: RunContext = {}): Promise<numb
     // diff and show need to know where `--` was (clipanion drops it).
     (command as Command<GlayerContext> & { rawArgv?: string[] }).rawArgv = argv;
   } catch (e) {
-    const first = String((e as Error).message ?? e).split('\n').find((l) => l.trim() !== '') ?? 'bad arguments';
-    stderr.write(`glayer: ${first.trim()} (see 'glayer ${argv[0] && !argv[0].startsWith('-') ? argv[0] + ' ' : ''}--help')\n`);
+    const first = (String((e as Error).message ?? e).split('\n').find((l) => l.trim() !== '') ?? 'bad arguments').trim();
+    const known = argv[0] !== undefined && COMMANDS.some((c) => c.paths.some((p) => p[0] === argv[0]));
+    const message = `${first} (see 'glayer ${known ? argv[0] + ' ' : ''}--help')`;
+    if (argv.includes('--json')) stderr.write(JSON.stringify({ error: { code: 'E_USAGE', message } }) + '\n');
+    else stderr.write(`glayer: ${message}\n`);
     return 2;
   }
   return cli.run(command, context);

@@ -18,6 +18,8 @@ const CHUNK = 1 << 20;
 export interface ScanOptions {
   /** Keep `.wh.*` names as entries (the writable layer) instead of setting them aside (the view). */
   markers: boolean;
+  /** The root tree the index `prev` describes: lets an unchanged directory keep its tree without rehashing. */
+  prevRoot?: string | null;
 }
 
 export interface ScanResult {
@@ -34,7 +36,11 @@ export interface ScanResult {
   skipped: string[];
 }
 
-interface Frame { rel: string; abs: Buffer; names: Buffer[]; i: number; out: TreeEntry[]; stat: Stat }
+interface Frame {
+  rel: string; abs: Buffer; names: Buffer[]; i: number; out: TreeEntry[]; stat: Stat;
+  /** Every entry so far was proved unchanged against the index (so the directory's tree may be too). */
+  same: boolean;
+}
 
 function statOf(st: fs.Stats): Stat {
   return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
@@ -56,22 +62,34 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
   try { rootStat = fs.lstatSync(root); } catch { return result; }
   if (!rootStat.isDirectory()) return result;
   const buf = Buffer.allocUnsafe(CHUNK);
-  const frames: Frame[] = [{ rel: '', abs: fsPath(root, ''), names: readdir(fsPath(root, ''), ''), i: 0, out: [], stat: statOf(rootStat) }];
+  const frames: Frame[] = [{ rel: '', abs: fsPath(root, ''), names: readdir(fsPath(root, ''), ''), i: 0, out: [], stat: statOf(rootStat), same: true }];
+  // Like git's cache-tree: a directory whose entries all matched the index keeps its recorded tree oid.
+  const unchangedTree = (f: Frame): string | null => {
+    const before = f.rel === '' ? opts.prevRoot : prev.get(f.rel)?.oid;
+    if (!f.same || !before) return null;
+    try { return sink.readTree(before).length === f.out.length ? before : null; } catch { return null; }
+  };
   while (frames.length) {
     const f = frames[frames.length - 1];
     if (f.i >= f.names.length) {
       frames.pop();
-      f.out.sort(byName);
-      const oid = sink.writeTree(f.out);
+      let oid = unchangedTree(f);
+      if (oid === null) {
+        f.out.sort(byName);
+        oid = sink.writeTree(f.out);
+      }
       if (frames.length === 0) { result.root = oid; break; }
-      frames[frames.length - 1].out.push({ name: f.rel.slice(f.rel.lastIndexOf('/') + 1), mode: '40000', oid });
+      const parent = frames[frames.length - 1];
+      parent.out.push({ name: f.rel.slice(f.rel.lastIndexOf('/') + 1), mode: '40000', oid });
+      const before = prev.get(f.rel);
+      if (!before || before.mode !== '40000' || before.oid !== oid) parent.same = false;
       result.index.set(f.rel, { mode: '40000', oid, stat: f.stat, racy: false });
       continue;
     }
     const nameBuf = f.names[f.i++];
     const name = nameBuf.toString('latin1');
     const rel = join(f.rel, name);
-    if (nameProblem(name) || (!opts.markers && isReserved(name))) { result.unrepresentable.push(rel); continue; }
+    if (nameProblem(name) || (!opts.markers && isReserved(name))) { result.unrepresentable.push(rel); f.same = false; continue; }
     const abs = Buffer.allocUnsafe(f.abs.length + 1 + nameBuf.length);
     f.abs.copy(abs, 0);
     abs[f.abs.length] = 0x2f;
@@ -81,15 +99,15 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
     try { st = fs.lstatSync(abs, { throwIfNoEntry: false }); } catch (e) {
       throw new IoError(rel, e as NodeJS.ErrnoException);
     }
-    if (!st) continue; // vanished during the scan: it is gone
+    if (!st) { f.same = false; continue; } // vanished during the scan: it is gone
     if (st.isDirectory()) {
-      frames.push({ rel, abs, names: readdir(abs, rel), i: 0, out: [], stat: statOf(st) });
+      frames.push({ rel, abs, names: readdir(abs, rel), i: 0, out: [], stat: statOf(st), same: true });
       continue;
     }
     let mode: Mode;
     if (st.isSymbolicLink()) mode = '120000';
     else if (st.isFile()) mode = st.mode & 0o100 ? '100755' : '100644';
-    else { result.skipped.push(rel); continue; }
+    else { result.skipped.push(rel); f.same = false; continue; }
     const stat = statOf(st);
     const racy = st.ctimeMs >= now - RACY_MS; // ctime follows both content and mode changes
     const old = prev.get(rel);
@@ -97,6 +115,7 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
     if (old && !old.racy && old.mode === mode && sameStat(old.stat, stat)) oid = old.oid;
     else {
       result.restat++;
+      f.same = false;
       try {
         oid = mode === '120000' ? hashObject('blob', fs.readlinkSync(abs, { encoding: 'buffer' })) : hashFile(abs, st.size, buf);
       } catch (e) {

@@ -200,12 +200,16 @@ export function runGit(args: string[], opts: { input?: string; cwd?: string; env
   });
 }
 
-let gitChecked: boolean | null = null;
+const gitChecked = new Map<string, boolean>();
+/** Is `git` on the PATH (asked once per PATH)? */
 export async function hasSystemGit(): Promise<boolean> {
-  if (gitChecked === null) {
-    try { gitChecked = (await runGit(['--version'])).code === 0; } catch { gitChecked = false; }
+  const key = process.env.PATH ?? '';
+  let ok = gitChecked.get(key);
+  if (ok === undefined) {
+    try { ok = (await runGit(['--version'])).code === 0; } catch { ok = false; }
+    gitChecked.set(key, ok);
   }
-  return gitChecked;
+  return ok;
 }
 
 /** Answers isomorphic-git's onAuth/onAuthFailure/onAuthSuccess from the URL, the environment and git's helpers. */
@@ -283,6 +287,57 @@ function httpError(url: string, e: unknown, creds: CredentialSource): GlayerErro
 
 function progressAdapter(opts: TransferOptions) {
   return opts.onProgress && ((p: { phase: string; loaded: number; total: number }) => opts.onProgress!({ phase: p.phase, done: p.loaded, total: p.total || p.loaded }));
+}
+
+type HttpClient = Awaited<ReturnType<typeof iso>>['http'];
+
+/**
+ * isomorphic-git's fetch throws "Could not find HEAD" when the remote's HEAD is unborn (a bare repository whose
+ * HEAD names a branch nobody pushed), even when the refs it was asked for exist. This client gives such an
+ * advertisement a HEAD line (naming the first advertised ref's commit) so the fetch goes on; it changes nothing
+ * else, and what HEAD points to is never used.
+ */
+function withHead(http: HttpClient): HttpClient {
+  return {
+    async request(req) {
+      const res = await http.request(req);
+      if ((req.method ?? 'GET') !== 'GET' || !/\/info\/refs\?service=git-upload-pack$/.test(req.url) || res.statusCode !== 200 || !res.body) return res;
+      const chunks: Uint8Array[] = [];
+      for await (const c of res.body) chunks.push(c);
+      const body = Buffer.concat(chunks);
+      return { ...res, body: (async function* () { yield addHeadLine(body); })() };
+    },
+  };
+}
+
+function pkt(text: Buffer): Buffer {
+  return Buffer.concat([Buffer.from((text.length + 4).toString(16).padStart(4, '0'), 'latin1'), text]);
+}
+
+/** Insert `<oid> HEAD` before the first ref of a v1 upload-pack advertisement that has no HEAD. */
+export function addHeadLine(body: Buffer): Buffer {
+  const lines: Array<{ start: number; end: number }> = [];
+  let p = 0;
+  while (p + 4 <= body.length) {
+    const len = parseInt(body.toString('latin1', p, p + 4), 16);
+    if (Number.isNaN(len)) return body;
+    const end = len === 0 ? p + 4 : p + len;
+    if (end > body.length) return body;
+    lines.push({ start: p, end });
+    p = end;
+  }
+  // The first ref line follows the "# service=" line and its flush.
+  const k = lines.findIndex((l) => body.subarray(l.start + 4, l.end).toString('latin1').startsWith('# service=')) + 2;
+  if (k < 2 || k >= lines.length) return body;
+  const first = body.subarray(lines[k].start + 4, lines[k].end);
+  const nul = first.indexOf(0);
+  const oid = first.toString('latin1', 0, 40);
+  const name = first.toString('latin1', 41, nul < 0 ? first.length : nul).trim();
+  if (name === 'HEAD' || nul < 0 || !/^[0-9a-f]{40}$/.test(oid) || /^0{40}$/.test(oid)) return body;
+  const caps = first.subarray(nul); // "\0caps\n"
+  const head = pkt(Buffer.concat([Buffer.from(`${oid} HEAD`, 'latin1'), caps]));
+  const rest = pkt(Buffer.concat([first.subarray(0, nul), Buffer.from('\n')]));
+  return Buffer.concat([body.subarray(0, lines[k].start), head, rest, body.subarray(lines[k].end)]);
 }
 
 // ---- the quarantine ---------------------------------------------------------------------------------------
@@ -368,14 +423,41 @@ export function peel(src: ObjectStore, oid: string): string {
 
 // ---- fetching ---------------------------------------------------------------------------------------------
 
+export interface FetchedObjects {
+  /** The oid each wanted ref had on the remote (tags as they are, not peeled). */
+  refs: Map<string, string>;
+  /** Take back the objects this fetch added (when what arrived is refused): packs it wrote, loose objects it made. */
+  discard(): void;
+}
+
 /**
  * Bring the objects of remote refs `wanted` (full names) into the store at `gitdir`. Writes no ref of the store.
- * Returns the oid each wanted ref had on the remote (tags as they are, not peeled).
+ * Objects arrive as packs (isomorphic-git and git: always; the local copy: a pack, or a few loose objects it
+ * lists), so `discard()` can take them all back and leave the store as it was.
  */
-export async function fetchObjects(gitdir: string, t: Transport, wanted: string[], opts: TransferOptions = {}): Promise<Map<string, string>> {
-  if (wanted.length === 0) return new Map();
-  if (t.kind === 'local') return localFetch(gitdir, t, wanted);
-  if (t.kind === 'git') return gitFetch(gitdir, t.url, wanted);
+export async function fetchObjects(gitdir: string, t: Transport, wanted: string[], opts: TransferOptions = {}): Promise<FetchedObjects> {
+  const packDir = join(gitdir, 'objects', 'pack');
+  const listPacks = (): Set<string> => { try { return new Set(fs.readdirSync(packDir)); } catch { return new Set(); } };
+  const before = listPacks();
+  const loose: string[] = [];
+  const discard = (): void => {
+    for (const name of listPacks()) if (!before.has(name) && /^pack-[0-9a-f]{40}\.(pack|idx|rev|keep)$/.test(name)) fs.rmSync(join(packDir, name), { force: true });
+    for (const oid of loose) fs.rmSync(join(gitdir, 'objects', oid.slice(0, 2), oid.slice(2)), { force: true });
+  };
+  try {
+    let refs: Map<string, string>;
+    if (wanted.length === 0) refs = new Map();
+    else if (t.kind === 'local') refs = await localFetch(gitdir, t, wanted, loose);
+    else if (t.kind === 'git') refs = await gitFetch(gitdir, t.url, wanted);
+    else refs = await httpFetch(gitdir, t, wanted, opts);
+    return { refs, discard };
+  } catch (e) {
+    discard();
+    throw e;
+  }
+}
+
+async function httpFetch(gitdir: string, t: Extract<Transport, { kind: 'http' }>, wanted: string[], opts: TransferOptions): Promise<Map<string, string>> {
   const { git, http } = await iso();
   const { url, creds } = splitCredentials(t.url);
   const cs = new CredentialSource(url, creds);
@@ -383,7 +465,7 @@ export async function fetchObjects(gitdir: string, t: Transport, wanted: string[
   return withQuarantine(gitdir, async (q) => {
     try {
       await git.fetch({
-        fs, http, gitdir: q, url, remote: 'incoming', remoteRef: wanted[0], singleBranch: false,
+        fs, http: withHead(http), gitdir: q, url, remote: 'incoming', remoteRef: wanted[0], singleBranch: false,
         tags, ...cs.callbacks(), onProgress: progressAdapter(opts),
       });
     } catch (e) { throw httpError(t.url, e, cs); }
@@ -398,7 +480,7 @@ export async function fetchObjects(gitdir: string, t: Transport, wanted: string[
   }, `[remote "incoming"]\n\turl = ${url.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}\n\tfetch = +refs/heads/*:refs/remotes/incoming/*\n`);
 }
 
-async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' }>, wanted: string[]): Promise<Map<string, string>> {
+async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' }>, wanted: string[], added: string[]): Promise<Map<string, string>> {
   const srcDir = localGitdir(t.path, t.url);
   const src = new ObjectStore(srcDir);
   const dst = new ObjectStore(gitdir);
@@ -409,7 +491,7 @@ async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' 
       if (!oid) throw new RemoteError(t.url, `has no ${ref}`);
       out.set(ref, oid);
     }
-    copyObjects(src, dst, [...out.values()]);
+    copyObjects(src, dst, [...out.values()], added);
     return out;
   } finally {
     src.close();
@@ -421,13 +503,14 @@ async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' 
  * Copy every object reachable from `wants` that `dst` lacks, from `src` to `dst`. The walk stops at objects `dst`
  * has (a store holds everything reachable from what it holds). Objects are re-hashed as they are written.
  */
-export function copyObjects(src: ObjectStore, dst: ObjectStore, wants: string[]): number {
+export function copyObjects(src: ObjectStore, dst: ObjectStore, wants: string[], added: string[] = []): number {
   let w: ObjectWriter = dst.writer();
   let pendingBytes = 0;
   let copied = 0;
   const seen = new Set<string>();
   const add = (oid: string, type: 'commit' | 'tree' | 'blob' | 'tag', data: Buffer): void => {
     if (w.add(type, data) !== oid) throw new ObjectError(oid, `corrupt in the source repository (its content does not hash to its name)`);
+    added.push(oid);
     copied++;
     pendingBytes += data.length;
     if (pendingBytes > 64 * 1024 * 1024) { w.flush(); w = dst.writer(); pendingBytes = 0; }
@@ -566,7 +649,7 @@ async function gitFetch(gitdir: string, url: string, wanted: string[]): Promise<
   await needGit(url);
   return withQuarantine(gitdir, async (q) => {
     const specs = wanted.map((ref, k) => `+${ref}:refs/incoming/${k}`);
-    const r = await runGit(['--git-dir', q, '-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'fetch', '--no-tags', '--no-write-fetch-head', '--quiet', url, ...specs]);
+    const r = await runGit(['--git-dir', q, '-c', 'gc.auto=0', '-c', 'maintenance.auto=false', '-c', 'fetch.unpackLimit=1', '-c', 'transfer.unpackLimit=1', 'fetch', '--no-tags', '--no-write-fetch-head', '--quiet', url, ...specs]);
     if (r.code !== 0) throw gitFailure(url, r, 'fetch');
     const out = new Map<string, string>();
     wanted.forEach((ref, k) => {

@@ -351,13 +351,26 @@ test('big inputs: a diff past the time bound prints a files-differ line; files c
 test('show LAYER: id, author, date, message, then the layer\'s diff', async () => {
   const id = fx.ids[1];
   const out = (await glayerOk(fx.ws, 'show', id.slice(0, 8))).stdout;
-  const author = git(fx.gitdir, ['show', '-s', '--format=%an <%ae>', id]);
-  const date = git(fx.gitdir, ['show', '-s', '--format=%ad', id]);
-  const header = `layer ${id}\nAuthor: ${author}\nDate:   ${date}\n\n    layer 2\n\n    body of layer 2\n\n`;
-  assert.is(out, header + (await glayerOk(fx.ws, 'diff', id)).stdout);
+  // The header is git show's, with 'layer' for 'commit'.
+  const gitHeader = (c: string) => git(fx.gitdir, ['show', '-s', '--no-decorate', c]).replace(/^commit /, 'layer ') + '\n\n';
+  assert.match(gitHeader(id), /^layer [0-9a-f]{40}\nAuthor: .+ <.+>\nDate:   \w{3} \w{3} \d+ \d\d:\d\d:\d\d \d{4} [+-]\d{4}\n\n    layer 2\n    \n    body of layer 2\n\n$/);
+  assert.is(out, gitHeader(id) + (await glayerOk(fx.ws, 'diff', id)).stdout);
   // Default: the stack top; options as diff's.
   const top = (await glayerOk(fx.ws, 'show', '--name-status')).stdout;
-  assert.is(top, `layer ${fx.ids[2]}\nAuthor: ${author}\nDate:   ${git(fx.gitdir, ['show', '-s', '--format=%ad', fx.ids[2]])}\n\n    layer 3\n\n    body of layer 3\n\nM\tetc/hosts\n`);
+  assert.is(top, gitHeader(fx.ids[2]) + 'M\tetc/hosts\n');
+  // A date in a time zone west of UTC, as git prints it.
+  const t = tmpdir();
+  await glayerOk(t, 'init', 'ws');
+  const ws = join(t, 'ws');
+  await glayerOk(ws, 'mount-view');
+  fs.writeFileSync(join(ws, 'view', 'f'), 'f\n');
+  const saved = process.env.GIT_AUTHOR_DATE;
+  process.env.GIT_AUTHOR_DATE = '1700000000 -0730';
+  try { await glayerOk(ws, 'commit', '-m', 'dated'); } finally { if (saved === undefined) delete process.env.GIT_AUTHOR_DATE; else process.env.GIT_AUTHOR_DATE = saved; }
+  const dated = (await glayerOk(ws, 'show', '--stat')).stdout;
+  assert.match(dated, /^Date: {3}Tue Nov 14 14:43:20 2023 -0730$/m);
+  assert.is(dated.split('\n\n')[0], git(join(ws, '.glayer'), ['show', '-s', '--no-decorate', 'HEAD']).replace(/^commit /, 'layer ').split('\n\n')[0]);
+  fsck(join(ws, '.glayer'));
   const json = JSON.parse((await glayerOk(fx.ws, 'show', '--json', 'HEAD~1', '--', 'etc')).stdout);
   assert.is(json.id, id);
   assert.is(json.parent, fx.ids[0]);

@@ -184,13 +184,7 @@ for (const kind of ['http', 'local'] as const) {
 it('http: a remote that wants credentials gives a clear error and exit 3, never a prompt', async () => {
   const base = tmpdir();
   const remote = await makeRemote('http', base, { auth: { username: 'alice', password: 's3cret' } });
-  try {
-    const ws1 = await threeLayers(base, 'ws1');
-    const top = git(join(ws1, '.glayer'), ['rev-parse', 'refs/heads/main']);
-    git(remote.bare, ['update-ref', 'refs/heads/main', top], undefined);
-  } catch {
-    // The bare repository does not have the objects yet: push them natively first.
-  }
+  await threeLayers(base, 'ws1');
   try {
     const ws1 = join(base, 'ws1');
     git(join(ws1, '.glayer'), ['push', '-q', remote.bare, 'refs/heads/main:refs/heads/main']);
@@ -209,8 +203,8 @@ it('http: a remote that wants credentials gives a clear error and exit 3, never 
     assert.not.match(r2.stderr, /wrong/);
 
     // The CLI as its own process, stdin open and never written: it must end by itself, exit 3.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'clone', remote.url, 'nope2'], {
-      cwd: base, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' },
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'clone', '-C', base, remote.url, 'nope2'], {
+      cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' },
     });
     let err = '';
     child.stderr.on('data', (d) => { err += d; });
@@ -312,23 +306,27 @@ async function baseAndConsumer(kind: 'http' | 'local') {
   await glayerOk(pub, 'remote', 'add', 'origin', remote.url);
   await glayerOk(pub, 'push');
 
-  const i = await glayerOk(base, 'init', 'app', '--from', `${remote.url}#base`, '--stack', 'app');
-  assert.match(i.stdout, /starts on/);
-  const app = join(base, 'app');
-  const g = join(app, '.glayer');
-  assert.is(git(g, ['rev-parse', 'refs/heads/app']), v1);
-  assert.is(git(g, ['config', 'branch.app.merge']), 'refs/heads/base');
-  await glayerOk(app, 'mount-view');
-  write(app, 'app/config', 'debug=0\n');
-  const l1 = await commit(app, 'local one');
-  write(app, 'etc/app.conf', 'x=1\n');
-  fs.rmSync(join(app, 'view/lib/old.so'));
-  const l2 = await commit(app, 'local two');
-  return { base, remote, pub, app, g, v1, l1, l2 };
+  const consumer = async (name: string) => {
+    const i = await glayerOk(base, 'init', name, '--from', `${remote.url}#base`, '--stack', 'app');
+    assert.match(i.stdout, /starts on/);
+    const app = join(base, name);
+    const g = join(app, '.glayer');
+    assert.is(git(g, ['rev-parse', 'refs/heads/app']), v1);
+    assert.is(git(g, ['config', 'branch.app.merge']), 'refs/heads/base');
+    await glayerOk(app, 'mount-view');
+    write(app, 'app/config', 'debug=0\n');
+    const l1 = await commit(app, 'local one');
+    write(app, 'etc/app.conf', 'x=1\n');
+    fs.rmSync(join(app, 'view/lib/old.so'));
+    const l2 = await commit(app, 'local two');
+    return { app, g, l1, l2 };
+  };
+  return { base, remote, pub, v1, consumer };
 }
 
 it('http: init --from a published base, pull --rebase onto its v2: the view is v2 with the local layers on top', async () => {
-  const { base, remote, pub, app, g, v1, l1, l2 } = await baseAndConsumer('http');
+  const { base, remote, pub, v1, consumer } = await baseAndConsumer('http');
+  const { app, g, l1, l2 } = await consumer('app');
   try {
     // Upstream publishes v2.
     write(pub, 'etc/os-release', 'v2\n');
@@ -373,20 +371,20 @@ it('http: init --from a published base, pull --rebase onto its v2: the view is v
 });
 
 it('local: a conflicting pull --rebase lists the paths and changes nothing; --strategy ours|theirs picks a side', async () => {
-  const { base, remote, pub, app, g, l2 } = await baseAndConsumer('local');
+  const { base, remote, pub, consumer } = await baseAndConsumer('local');
+  const { app, g } = await consumer('app');
+  // A second consumer, the same edits, for the other strategy.
+  const { app: cp, g: g2, l2: l2b } = await consumer('app2');
   // Both sides change etc/os-release; the upstream also deletes lib (the local layer deleted lib/old.so in it).
   write(app, 'etc/os-release', 'mine\n');
   const l3 = await commit(app, 'local three');
+  write(cp, 'etc/os-release', 'mine\n');
+  await commit(cp, 'local three');
   write(pub, 'etc/os-release', 'v2\n');
   fs.rmSync(join(pub, 'view/lib'), { recursive: true });
   write(pub, 'usr/share/doc', 'doc\n');
   const v2 = await commit(pub, 'base v2');
   await glayerOk(pub, 'push');
-
-  // A second consumer, identical, for the other strategy.
-  const cp = join(base, 'app2');
-  fs.cpSync(app, cp, { recursive: true });
-  await glayerOk(cp, 'mount-view', join(cp, 'view'));
 
   const before = { refs: refs(g), view: snap(join(app, 'view')), upper: snap(join(app, 'upper')), config: fs.readFileSync(join(g, 'config'), 'utf8') };
   const r = await glayer(app, 'pull', '--rebase');
@@ -411,11 +409,15 @@ it('local: a conflicting pull --rebase lists the paths and changes nothing; --st
   fsck(g);
 
   // theirs: the conflicting parts of the local layers are dropped; the rest stays.
-  const g2 = join(cp, '.glayer');
   const t = JSON.parse((await glayerOk(cp, 'pull', '--rebase', '--strategy', 'theirs', '--json')).stdout);
   assert.equal(t.conflicts, ['etc/os-release', 'lib/old.so']);
   assert.is(git(g2, ['rev-parse', 'refs/heads/app~3']), v2);
-  assert.is(git(g2, ['rev-parse', 'refs/heads/app~1^{tree}']), git(g2, ['rev-parse', `${l2}^{tree}`]) === '' ? '' : git(g2, ['rev-parse', 'refs/heads/app~1^{tree}']));
+  // The second local layer deleted lib/old.so, which the upstream deleted with all of lib: that part is dropped;
+  // its other change (etc/app.conf) stays. The third layer's only change conflicted: it is left empty.
+  assert.is.not(git(g2, ['rev-parse', 'refs/heads/app~1^{tree}']), git(g2, ['rev-parse', `${l2b}^{tree}`]));
+  assert.is(git(g2, ['ls-tree', '-r', '--name-only', 'refs/heads/app~1']), 'etc/app.conf');
+  assert.is(git(g2, ['ls-tree', '-r', '--name-only', 'refs/heads/app']), '');
+  assert.is(git(g2, ['log', '--format=%s', 'refs/heads/app']), 'local three\nlocal two\nlocal one\nbase v2\nbase v1');
   const view = join(cp, 'view');
   assert.is(fs.readFileSync(join(view, 'etc/os-release'), 'utf8'), 'v2\n');
   assert.is(fs.readFileSync(join(view, 'etc/app.conf'), 'utf8'), 'x=1\n');
@@ -481,7 +483,7 @@ it('usage errors: unknown remote, nothing to push, remote add twice', async () =
   const base = tmpdir();
   await glayerOk(base, 'init', 'ws');
   const ws = join(base, 'ws');
-  let r = await glayer(ws, 'push', 'nosuch');
+  let r = await glayer(ws, 'fetch', 'nosuch');
   assert.is(r.code, 2);
   assert.match(oneLine(r), /no remote named 'nosuch'/);
   r = await glayer(ws, 'fetch');

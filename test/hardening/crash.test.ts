@@ -7,6 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { glayer, glayerOk } from '../helpers/cli.js';
 import { fsck, git } from '../helpers/git.js';
@@ -20,18 +21,30 @@ function head(gitdir: string): string {
   return git(gitdir, ['rev-parse', 'refs/heads/main']);
 }
 
-/** Every path -> content held by some layer of the stack (deltas; the test never deletes). */
+const layerCache = new Map<string, Map<string, string>>();
+
+/** Every path -> blob oid held by some layer of the stack (deltas; the test never deletes). Layers are cached. */
 function stackFiles(gitdir: string): Map<string, string> {
   const out = new Map<string, string>();
   const ids = git(gitdir, ['rev-list', '--first-parent', 'refs/heads/main']).split('\n').reverse();
   for (const id of ids) {
-    for (const line of git(gitdir, ['ls-tree', '-r', id]).split('\n').filter(Boolean)) {
-      const [meta, path] = line.split('\t');
-      const oid = meta.split(' ')[2];
-      out.set(path, git(gitdir, ['cat-file', 'blob', oid]));
+    let layer = layerCache.get(id);
+    if (!layer) {
+      layer = new Map();
+      for (const line of git(gitdir, ['ls-tree', '-r', id]).split('\n').filter(Boolean)) {
+        const [meta, path] = line.split('\t');
+        layer.set(path, meta.split(' ')[2]);
+      }
+      layerCache.set(id, layer);
     }
+    for (const [p, o] of layer) out.set(p, o);
   }
   return out;
+}
+
+function blobId(content: string): string {
+  const data = Buffer.from(content);
+  return createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 }
 
 function readOr(p: string): string | null {
@@ -98,7 +111,7 @@ test(`${KILLS} SIGKILLs during commit and mount-view lose nothing`, async () => 
     const inStack = stackFiles(gitdir);
     const curView = await viewOf();
     for (const [p, c] of written) {
-      const places = [readOr(join(curView, p)), readOr(join(view, p)), readOr(join(ws, 'upper', p)), inStack.get(p) === undefined ? null : inStack.get(p) + '\n'];
+      const places = [readOr(join(curView, p)), readOr(join(view, p)), readOr(join(ws, 'upper', p)), inStack.get(p) === blobId(c) ? c : null];
       assert.ok(places.includes(c), `after killing ${args.join(' ')} at ${Math.round(delay)} ms: ${p} is lost`);
     }
 
@@ -116,7 +129,7 @@ test(`${KILLS} SIGKILLs during commit and mount-view lose nothing`, async () => 
     const stackNow = stackFiles(gitdir);
     for (const [p, c] of written) {
       assert.is(readOr(join(finalView, p)), c, `${p} in the view after status`);
-      const recorded = readOr(join(ws, 'upper', p)) === c || stackNow.get(p) + '\n' === c;
+      const recorded = readOr(join(ws, 'upper', p)) === c || stackNow.get(p) === blobId(c);
       assert.ok(recorded, `${p} is neither in the writable layer nor in the stack`);
     }
   }

@@ -27,7 +27,7 @@ export class MountViewCommand extends GlayerCommand {
     this.warn(r.warnings);
     if (this.json) this.printJson(r);
     else {
-      this.out(r.refreshed ? `View refreshed at ${r.view}\n` : `View mounted at ${r.view} (${r.written} entries written)\n`);
+      this.out(r.refreshed ? `View refreshed at ${r.view} (${r.written} entries written)\n` : `View mounted at ${r.view} (${r.written} entries written)\n`);
       if (r.detached) this.out(`The previous view ${r.detached} is no longer tracked\n`);
     }
     return 0;

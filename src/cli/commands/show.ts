@@ -69,7 +69,7 @@ export class ShowCommand extends DiffOutputCommand {
 
 function layerHeader(l: ShownLayer, color: boolean): string {
   const id = `layer ${l.id}`;
-  const message = l.message.replace(/\n+$/, '').split('\n').map((line) => (line ? '    ' + line : '')).join('\n');
+  const message = l.message.replace(/\n+$/, '').split('\n').map((line) => '    ' + line).join('\n');
   return `${color ? `\x1b[33m${id}\x1b[m` : id}\nAuthor: ${l.author.name} <${l.author.email}>\nDate:   ${gitDate(l.author.timestamp, l.author.tz)}\n\n${message}\n`;
 }
 
