@@ -38,14 +38,14 @@ export class UnknownTemplateError extends GlayerError {
 /** A layer (a commit's tree, or the writable layer) breaks the format or safety rules. */
 export class InvalidLayerError extends GlayerError {
   constructor(layer: string, path: string, reason: string) {
-    super('E_INVALID_LAYER', `invalid layer ${layer}: ${path === '' ? '/' : display(path)}: ${reason}`, { layer, path: display(path), reason });
+    super('E_INVALID_LAYER', `invalid layer ${layer}: ${path === '' ? '/' : brief(path)}: ${reason}`, { layer, path: display(path), reason });
   }
 }
 
 /** A path that would leave the store, the writable layer or the view, or go through a symlink. */
 export class UnsafePathError extends GlayerError {
   constructor(path: string, reason: string) {
-    super('E_UNSAFE_PATH', `refusing unsafe path ${display(path)}: ${reason}`, { path: display(path), reason });
+    super('E_UNSAFE_PATH', `refusing unsafe path ${brief(path)}: ${reason}`, { path: display(path), reason });
   }
 }
 
@@ -98,11 +98,24 @@ export class UsageError extends GlayerError {
 
 export class IoError extends GlayerError {
   constructor(path: string, cause: NodeJS.ErrnoException) {
-    super('E_IO', `${display(path)}: ${cause.code === 'EACCES' ? 'permission denied' : cause.code === 'ENOENT' ? 'no such file or directory' : cause.message}`, { path: display(path), errno: cause.code });
+    super('E_IO', `${brief(path)}: ${ERRNO_TEXT[cause.code ?? ''] ?? (cause.code ? cause.code.toLowerCase() : cause.message)}`, { path: display(path), errno: cause.code });
   }
 }
 
 /** Internal paths are byte strings (latin1); show them as UTF-8 where they decode. */
 export function display(path: string): string {
   return Buffer.from(path, 'latin1').toString('utf8');
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied', EPERM: 'operation not permitted', ENOENT: 'no such file or directory',
+  ENOSPC: 'no space left on device', EMFILE: 'too many open files', ENAMETOOLONG: 'name too long',
+  EROFS: 'read-only file system', ENOTDIR: 'not a directory', EISDIR: 'is a directory', EEXIST: 'already exists',
+  ELOOP: 'too many levels of symbolic links', EIO: 'input/output error', EDQUOT: 'disk quota exceeded',
+};
+
+/** A path for a one-line message: very long ones (a tree 10,000 directories deep) keep their two ends. */
+export function brief(path: string): string {
+  const d = display(path);
+  return d.length <= 200 ? d : `${d.slice(0, 60)}...${d.slice(-120)}`;
 }

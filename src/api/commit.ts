@@ -14,6 +14,7 @@ import { diffTrees } from '../core/changes.js';
 import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display } from '../errors.js';
 import { indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
+import { withDeepPath } from '../fs/paths.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { planSync, saveView, writeView } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
@@ -45,9 +46,9 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
       if (objects.has(entry.oid)) continue;
       const src = plan.blobs.fileFor(entry.oid);
       if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);
-      const oid = src.link
-        ? w.add('blob', fs.readlinkSync(src.abs, { encoding: 'buffer' }))
-        : await w.addFile(src.abs, fs.lstatSync(src.abs).size, entry.oid);
+      const oid = await withDeepPath(src.root, src.rel, (p) => src.link
+        ? w.add('blob', fs.readlinkSync(p, { encoding: 'buffer' }))
+        : w.addFile(p, fs.lstatSync(p).size, entry.oid));
       if (oid !== entry.oid) throw new ObjectError(entry.oid, `not what ${display(path)} holds now: it changed during the commit; run it again`);
     }
     objects.persistTrees(w, plan.upperTree);

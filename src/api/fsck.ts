@@ -23,7 +23,7 @@ import { GlayerError, InvalidLayerError, display } from '../errors.js';
 import { indexPath, loadIndex } from '../fs/index-file.js';
 import { scanTree } from '../fs/scan.js';
 import { readRef, readSymbolicHead } from '../store/refs.js';
-import { Workspace } from '../workspace/workspace.js';
+import { Workspace, alive, lockHolder } from '../workspace/workspace.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface FsckProblem {
@@ -58,7 +58,7 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
   };
   try {
     const lockFile = join(ws.stateDir, 'lock');
-    const holder = lockPid(lockFile);
+    const holder = lockHolder(lockFile);
     if (holder !== null && !alive(holder)) result.repaired.push(`removed a stale workspace lock (pid ${holder} is gone)`);
     await ws.lock();
     const state = ws.readState();
@@ -256,20 +256,6 @@ function listDirents(dir: string): fs.Dirent[] {
 
 function exists(p: string): boolean {
   try { fs.lstatSync(p); return true; } catch { return false; }
-}
-
-function lockPid(file: string): number | null {
-  try {
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 /** Every file some process has open (Linux /proc), or null where that cannot be known. */

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { diffTrees } from '../core/changes.js';
-import { TargetNotEmptyError, UnsafePathError, IoError } from '../errors.js';
+import { GlayerError, TargetNotEmptyError, UnsafePathError, IoError } from '../errors.js';
 import { indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
 import { withWorkspace } from '../workspace/workspace.js';
@@ -82,7 +82,7 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
       }
     } catch (e) {
       fs.rmSync(staging, { recursive: true, force: true });
-      if ((e as NodeJS.ErrnoException).code && !(e instanceof IoError)) throw new IoError(target, e as NodeJS.ErrnoException);
+      if ((e as NodeJS.ErrnoException).code && !(e instanceof GlayerError)) throw new IoError(target, e as NodeJS.ErrnoException);
       throw e;
     }
     saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, s.viewTree, index);

@@ -26,7 +26,7 @@ import { OPAQUE_MARKER } from '../core/whiteout.js';
 import { hashObject } from '../core/hash.js';
 import { indexPath, loadIndex, saveIndex, type Index } from '../fs/index-file.js';
 import { Materializer, type BlobSource } from '../fs/materialize.js';
-import { fsPath } from '../fs/paths.js';
+import { withDeepPath, withDeepPathSync } from '../fs/paths.js';
 import { hashFile, scanTree } from '../fs/scan.js';
 import { ObjectError, display } from '../errors.js';
 import { LARGE_BLOB } from '../store/objects.js';
@@ -62,7 +62,7 @@ export interface SyncPlan extends Synced {
 
 /** Blob contents for writing: files of the view and the upper known to hold them, else the store. */
 export class WorkspaceBlobs implements BlobSource {
-  private readonly files = new Map<string, { abs: Buffer; link: boolean }>();
+  private readonly files = new Map<string, BlobFile>();
   private readonly roots: Array<{ root: string; index: Index }> = [];
   private built = false;
 
@@ -74,14 +74,10 @@ export class WorkspaceBlobs implements BlobSource {
   }
 
   /** A file (or symlink) of the view or the writable layer known to hold blob `oid` at the last scan. */
-  fileFor(oid: string): { abs: Buffer; link: boolean } | undefined {
-    return this.source(oid);
-  }
-
-  private source(oid: string): { abs: Buffer; link: boolean } | undefined {
+  fileFor(oid: string): BlobFile | undefined {
     if (!this.built) {
       for (const { root, index } of this.roots) {
-        for (const [path, e] of index) if (e.mode !== '40000' && !this.files.has(e.oid)) this.files.set(e.oid, { abs: fsPath(root, path), link: e.mode === '120000' });
+        for (const [rel, e] of index) if (e.mode !== '40000' && !this.files.has(e.oid)) this.files.set(e.oid, { root, rel, link: e.mode === '120000' });
       }
       this.built = true;
     }
@@ -90,12 +86,11 @@ export class WorkspaceBlobs implements BlobSource {
 
   readSmall(oid: string): Buffer | null {
     if (oid === EMPTY_BLOB) return Buffer.alloc(0);
-    const s = this.source(oid);
+    const s = this.fileFor(oid);
     if (s && !s.link) {
       try {
-        const st = fs.statSync(s.abs);
-        if (st.size >= LARGE_BLOB) return null;
-        const data = fs.readFileSync(s.abs);
+        const data = withDeepPathSync(s.root, s.rel, (p) => (fs.statSync(p).size >= LARGE_BLOB ? null : fs.readFileSync(p)));
+        if (data === null) return null;
         if (hashObject('blob', data) === oid) return data;
       } catch { /* changed or gone: fall back to the store */ }
     }
@@ -103,10 +98,10 @@ export class WorkspaceBlobs implements BlobSource {
   }
 
   read(oid: string): Buffer {
-    const s = this.source(oid);
+    const s = this.fileFor(oid);
     if (s) {
       try {
-        const data = s.link ? fs.readlinkSync(s.abs, { encoding: 'buffer' }) : fs.readFileSync(s.abs);
+        const data = withDeepPathSync(s.root, s.rel, (p) => (s.link ? fs.readlinkSync(p, { encoding: 'buffer' }) : fs.readFileSync(p)));
         if (hashObject('blob', data) === oid) return data;
       } catch { /* changed or gone: fall back to the store */ }
     }
@@ -115,21 +110,27 @@ export class WorkspaceBlobs implements BlobSource {
 
   async writeFile(oid: string, dest: Buffer, mode: number): Promise<void> {
     if (oid === EMPTY_BLOB) { fs.writeFileSync(dest, '', { mode, flag: 'wx' }); return; }
-    const s = this.source(oid);
+    const s = this.fileFor(oid);
     if (s && !s.link) {
       try {
-        fs.copyFileSync(s.abs, dest, fs.constants.COPYFILE_EXCL);
-        if (hashFile(dest, fs.statSync(dest).size) === oid) return;
+        const ok = await withDeepPath(s.root, s.rel, (p) => {
+          fs.copyFileSync(p, dest, fs.constants.COPYFILE_EXCL);
+          return hashFile(dest, fs.statSync(dest).size) === oid;
+        });
+        if (ok) return;
         fs.rmSync(dest, { force: true });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
         fs.rmSync(dest, { force: true });
       }
-      if (!this.ws.store.objects.has(oid)) throw new ObjectError(oid, `changed while glayer was copying it (${display(s.abs.toString('latin1'))}); run the command again`);
+      if (!this.ws.store.objects.has(oid)) throw new ObjectError(oid, `changed while glayer was copying it (${display(s.rel)}); run the command again`);
     }
     await this.ws.store.objects.writeBlobTo(oid, dest, mode);
   }
 }
+
+/** Where a blob's content can be read: root/rel (rel a byte string). */
+export interface BlobFile { root: string; rel: string; link: boolean }
 
 export interface SyncOptions {
   onProgress?: Progress;
@@ -150,7 +151,7 @@ export function planSync(ws: Workspace): SyncPlan {
   // 1. Scan the writable layer and the view.
   fs.mkdirSync(ws.upper, { recursive: true });
   const upperPrev = loadIndex(indexPath(ws.gitdir, 'upper'), objects);
-  const upperScan = scanTree(ws.upper, upperPrev.index, objects, { markers: true, prevRoot: upperPrev.root });
+  const upperScan = scanTree(ws.upper, upperPrev.index, objects, { markers: true, prevRoot: upperPrev.root, prevRootCount: upperPrev.rootCount });
   for (const p of upperScan.skipped) warnings.push(`ignoring special file in the writable layer: ${display(p)}`);
   const U1 = upperScan.root ?? EMPTY_TREE;
 
@@ -164,7 +165,7 @@ export function planSync(ws: Workspace): SyncPlan {
   if (state.view !== null) {
     const prev = loadIndex(indexPath(ws.gitdir, 'view'), objects);
     viewPrev = prev.index;
-    viewScan = scanTree(state.view, viewPrev, objects, { markers: false, prevRoot: prev.root });
+    viewScan = scanTree(state.view, viewPrev, objects, { markers: false, prevRoot: prev.root, prevRootCount: prev.rootCount });
     if (viewScan.root === null) {
       warnings.push(`the view ${state.view} is gone; run 'glayer mount-view' to make it again`);
       state.view = null;

@@ -52,7 +52,9 @@ export function nameProblem(name: string): string | null {
   if (name === '.' || name === '..') return `'${name}' is not a valid name`;
   if (name.includes('/')) return "name contains '/'";
   if (name.includes('\0')) return 'name contains NUL';
-  if (isDotGit(name)) return `'.git' is reserved`;
+  // Every spelling of .git starts with '.', 'g' or 'G', or an HFS+ ignorable (UTF-8 lead byte e2 or ef).
+  const c = name.charCodeAt(0);
+  if ((c === 0x2e || c === 0x67 || c === 0x47 || c === 0xe2 || c === 0xef) && isDotGit(name)) return `'.git' is reserved`;
   return null;
 }
 

@@ -8,9 +8,8 @@ import * as fs from 'node:fs';
 import type { Change } from '../core/changes.js';
 import { dirname } from '../core/path.js';
 import { walkTree, type Mode, type TreeSource } from '../core/tree.js';
-import { UnsafePathError, IoError } from '../errors.js';
+import { GlayerError, UnsafePathError, IoError } from '../errors.js';
 import type { Index } from './index-file.js';
-import { fsPath } from './paths.js';
 import { ConfinedDir } from './safe.js';
 
 /** Where blob contents come from (the store, or a file known to hold them). */
@@ -126,10 +125,7 @@ export class Materializer {
   /** Make sure the directory `rel` is a real directory under root (not a symlink), once per run. */
   private checkDir(rel: string): void {
     if (rel === '' || this.checked.has(rel)) return;
-    this.checkDir(dirname(rel));
-    let st: fs.Stats;
-    try { st = fs.lstatSync(fsPath(this.root, rel)); } catch (e) { throw new IoError(rel, e as NodeJS.ErrnoException); }
-    if (!st.isDirectory()) throw new UnsafePathError(rel, st.isSymbolicLink() ? 'a symlink stands where a directory should be' : 'not a directory');
+    this.safe.assertDir(rel);
     this.checked.add(rel);
   }
 
@@ -138,7 +134,7 @@ export class Materializer {
     try {
       this.safe.removeTree(rel);
     } catch (e) {
-      if (e instanceof IoError || e instanceof UnsafePathError) throw e;
+      if (e instanceof GlayerError) throw e;
       throw new IoError(rel, e as NodeJS.ErrnoException);
     }
     this.checked.delete(rel);
@@ -156,14 +152,18 @@ export class Materializer {
   }
 
   private mkdir(rel: string): void {
+    // Directory fds evicted from the confined-path cache can be closed when no write is in flight.
+    if (this.inflight.size === 0) this.safe.releasePending();
     const abs = this.safe.path(rel);
+    // Changed under us (renamed or removed meanwhile): a clear error, not a crash.
+    const lstat = (): fs.Stats => { try { return fs.lstatSync(abs); } catch (e) { throw new IoError(rel, e as NodeJS.ErrnoException); } };
     try { fs.mkdirSync(abs, { mode: 0o755 }); } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new IoError(rel, e as NodeJS.ErrnoException);
       // Something is already there: only a real directory will do.
-      if (!fs.lstatSync(abs).isDirectory()) throw new UnsafePathError(rel, 'exists and is not a directory');
+      if (!lstat().isDirectory()) throw new UnsafePathError(rel, 'exists and is not a directory');
     }
     this.checked.add(rel);
-    this.record(rel, '40000', '', fs.lstatSync(abs));
+    this.record(rel, '40000', '', lstat());
   }
 
   private async writeEntry(rel: string, mode: Mode, oid: string, parentChecked = false): Promise<void> {
@@ -188,12 +188,19 @@ export class Materializer {
           return;
         } else {
           await this.blobs.writeFile(oid, abs, perm);
-          if ((perm & ~UMASK) !== perm) fs.chmodSync(abs, perm);
-          st = fs.lstatSync(abs);
+          // Through an fd opened without following links: a symlink swapped in meanwhile is refused, not chmodded.
+          const fd = fs.openSync(abs, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+          try {
+            if ((perm & ~UMASK) !== perm) fs.fchmodSync(fd, perm);
+            st = fs.fstatSync(fd);
+          } finally {
+            fs.closeSync(fd);
+          }
         }
       }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code && !(e instanceof IoError)) throw new IoError(rel, e as NodeJS.ErrnoException);
+      // Object errors and refusals pass through as they are; only system errors become IoError.
+      if ((e as NodeJS.ErrnoException).code && !(e instanceof GlayerError)) throw new IoError(rel, e as NodeJS.ErrnoException);
       throw e;
     }
     this.written++;

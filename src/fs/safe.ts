@@ -38,23 +38,52 @@ export class ConfinedDir {
   private dirFd(rel: string): number {
     const hit = this.fds.get(rel);
     if (hit !== undefined) { this.fds.delete(rel); this.fds.set(rel, hit); return hit; }
-    let fd: number;
-    if (rel === '') {
-      try { fd = fs.openSync(this.root, DIR_FLAGS); } catch (e) { throw this.refuse(rel, e as NodeJS.ErrnoException); }
-    } else {
-      const parent = this.dirFd(dirname(rel));
-      const p = Buffer.concat([Buffer.from(`/proc/self/fd/${parent}/`), Buffer.from(basename(rel), 'latin1')]);
-      try { fd = fs.openSync(p, DIR_FLAGS); } catch (e) { throw this.refuse(rel, e as NodeJS.ErrnoException); }
+    // Walk up to the nearest directory already open, then open down from it one component at a time
+    // (iteratively: a tree 10,000 directories deep needs no deep stack).
+    const down: string[] = [rel];
+    let base: number | undefined;
+    for (let cur = rel; cur !== '';) {
+      cur = dirname(cur);
+      base = this.fds.get(cur);
+      if (base !== undefined) break;
+      down.push(cur);
     }
+    const fresh = new Set<number>();
+    for (let j = down.length - 1; j >= 0; j--) {
+      const r = down[j];
+      let fd: number;
+      if (r === '') {
+        try { fd = fs.openSync(this.root, DIR_FLAGS); } catch (e) { throw this.refuse(r, e as NodeJS.ErrnoException); }
+      } else {
+        const p = Buffer.concat([Buffer.from(`/proc/self/fd/${base}/`), Buffer.from(basename(r), 'latin1')]);
+        try { fd = fs.openSync(p, DIR_FLAGS); } catch (e) { throw this.refuse(r, e as NodeJS.ErrnoException); }
+      }
+      fresh.add(fd);
+      const out = this.remember(r, fd);
+      // An fd opened by this very walk and already evicted was never handed out: close it at once, so a
+      // chain 10,000 directories deep does not hold 10,000 fds.
+      if (out !== undefined && fresh.has(out)) { this.evicted.pop(); fs.closeSync(out); }
+      base = fd;
+    }
+    return base!;
+  }
+
+  /** Check that directory `rel` is a real directory under root, reached without following any symlink. */
+  assertDir(rel: string): void {
+    if (PROC) this.dirFd(rel);
+    else this.checkChain(rel);
+  }
+
+  /** Cache `fd` for `rel`; returns the fd evicted to make room (pushed on `evicted`), if any. */
+  private remember(rel: string, fd: number): number | undefined {
     this.fds.set(rel, fd);
-    if (this.fds.size > MAX_FDS) {
-      const [oldest, ofd] = this.fds.entries().next().value as [string, number];
-      this.fds.delete(oldest);
-      // Not closed yet: a path handed out through it may still be in use by an asynchronous write, and a
-      // closed fd number can be reused for another directory. The caller releases these when its writes end.
-      this.evicted.push(ofd);
-    }
-    return fd;
+    if (this.fds.size <= MAX_FDS) return undefined;
+    const [oldest, ofd] = this.fds.entries().next().value as [string, number];
+    this.fds.delete(oldest);
+    // Not closed yet: a path handed out through it may still be in use by an asynchronous write, and a
+    // closed fd number can be reused for another directory. The caller releases these when its writes end.
+    this.evicted.push(ofd);
+    return ofd;
   }
 
   private readonly evicted: number[] = [];
@@ -104,10 +133,13 @@ export class ConfinedDir {
       throw new IoError(rel, e as NodeJS.ErrnoException);
     }
     if (!st.isDirectory()) { fs.unlinkSync(abs); return; }
+    // Removing a directory: the caller has no write in flight below it (Materializer drains first), so fds
+    // evicted while walking it can be closed as we go.
     if (!PROC) { fs.rmSync(abs, { recursive: true, force: true }); return; }
     // Iterative, so deep trees need no deep stack. Each directory is opened O_NOFOLLOW, then emptied through its fd.
     const stack: Array<{ dir: string; expanded: number }> = [{ dir: rel, expanded: 0 }];
     while (stack.length) {
+      if (this.evicted.length > 64) this.releasePending();
       const top = stack[stack.length - 1];
       const dir = top.dir;
       if (top.expanded < 3) {

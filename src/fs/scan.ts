@@ -18,8 +18,9 @@ const CHUNK = 1 << 20;
 export interface ScanOptions {
   /** Keep `.wh.*` names as entries (the writable layer) instead of setting them aside (the view). */
   markers: boolean;
-  /** The root tree the index `prev` describes: lets an unchanged directory keep its tree without rehashing. */
+  /** The root tree the index `prev` describes, and its number of entries: an unchanged directory keeps its tree. */
   prevRoot?: string | null;
+  prevRootCount?: number;
 }
 
 export interface ScanResult {
@@ -36,8 +37,17 @@ export interface ScanResult {
   skipped: string[];
 }
 
+/** Past this many bytes a directory is reached through an fd of its own, so trees deeper than PATH_MAX scan. */
+const LONG_PATH = 2048;
+const PROC_FD = (() => { try { return fs.statSync('/proc/self/fd').isDirectory(); } catch { return false; } })();
+const DIR_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
+
 interface Frame {
   rel: string; abs: Buffer; names: Buffer[]; i: number; out: TreeEntry[]; stat: Stat;
+  /** An fd this frame opened for its directory (a long path), closed when the frame ends. */
+  fd?: number;
+  /** Wall-clock time before this directory's entries were stat'ed (for the racy rule). */
+  now: number;
   /** Every entry so far was proved unchanged against the index (so the directory's tree may be too). */
   same: boolean;
 }
@@ -62,17 +72,21 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
   try { rootStat = fs.lstatSync(root); } catch { return result; }
   if (!rootStat.isDirectory()) return result;
   const buf = Buffer.allocUnsafe(CHUNK);
-  const frames: Frame[] = [{ rel: '', abs: fsPath(root, ''), names: readdir(fsPath(root, ''), ''), i: 0, out: [], stat: statOf(rootStat), same: true }];
+  const frames: Frame[] = [{ rel: '', abs: fsPath(root, ''), names: readdir(fsPath(root, ''), ''), i: 0, out: [], stat: statOf(rootStat), same: true, now: Date.now() }];
   // Like git's cache-tree: a directory whose entries all matched the index keeps its recorded tree oid.
   const unchangedTree = (f: Frame): string | null => {
+    if (!f.same) return null;
+    // Every entry matched one of the index: if the counts agree too, the names are the same.
     const before = f.rel === '' ? opts.prevRoot : prev.get(f.rel)?.oid;
-    if (!f.same || !before) return null;
-    try { return sink.readTree(before).length === f.out.length ? before : null; } catch { return null; }
+    const count = f.rel === '' ? opts.prevRootCount : prev.get(f.rel)?.count;
+    return before && count === f.out.length ? before : null;
   };
+  try {
   while (frames.length) {
     const f = frames[frames.length - 1];
     if (f.i >= f.names.length) {
       frames.pop();
+      if (f.fd !== undefined) { fs.closeSync(f.fd); f.fd = undefined; }
       let oid = unchangedTree(f);
       if (oid === null) {
         f.out.sort(byName);
@@ -95,25 +109,42 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
     abs[f.abs.length] = 0x2f;
     nameBuf.copy(abs, f.abs.length + 1);
     let st: fs.Stats | undefined;
-    const now = Date.now();
     try { st = fs.lstatSync(abs, { throwIfNoEntry: false }); } catch (e) {
       throw new IoError(rel, e as NodeJS.ErrnoException);
     }
     if (!st) { f.same = false; continue; } // vanished during the scan: it is gone
     if (st.isDirectory()) {
-      frames.push({ rel, abs, names: readdir(abs, rel), i: 0, out: [], stat: statOf(st), same: true });
+      let dirPath = abs;
+      let fd: number | undefined;
+      if (abs.length > LONG_PATH && PROC_FD) {
+        // The parent's path is short by construction; hold this directory by an fd and name it through /proc.
+        try { fd = fs.openSync(abs, DIR_FLAGS); } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') { f.same = false; continue; }
+          throw new IoError(rel, e as NodeJS.ErrnoException);
+        }
+        dirPath = Buffer.from(`/proc/self/fd/${fd}`);
+      }
+      frames.push({ rel, abs: dirPath, names: readdir(dirPath, rel), i: 0, out: [], stat: statOf(st), same: true, fd, now: Date.now() });
       continue;
     }
     let mode: Mode;
     if (st.isSymbolicLink()) mode = '120000';
     else if (st.isFile()) mode = st.mode & 0o100 ? '100755' : '100644';
     else { result.skipped.push(rel); f.same = false; continue; }
-    const stat = statOf(st);
-    const racy = st.ctimeMs >= now - RACY_MS; // ctime follows both content and mode changes
+    // ctime follows both content and mode changes. `f.now` was taken before this lstat, which only makes
+    // more entries racy, never fewer.
+    const racy = st.ctimeMs >= f.now - RACY_MS;
     const old = prev.get(rel);
     let oid: string | null = null;
-    if (old && !old.racy && old.mode === mode && sameStat(old.stat, stat)) oid = old.oid;
-    else {
+    if (old && !old.racy && old.mode === mode && old.stat.mtime === st.mtimeMs && old.stat.ctime === st.ctimeMs && old.stat.size === st.size && old.stat.ino === st.ino) {
+      oid = old.oid;
+      if (!racy) {
+        // The common case, kept free of allocations but the tree entry: the index entry is reused as it is.
+        f.out.push({ name, mode, oid });
+        result.index.set(rel, old);
+        continue;
+      }
+    } else {
       result.restat++;
       f.same = false;
       try {
@@ -125,8 +156,11 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
       result.hashed++;
     }
     f.out.push({ name, mode, oid });
-    const entry: IndexEntry = { mode, oid, stat, racy };
+    const entry: IndexEntry = { mode, oid, stat: statOf(st), racy };
     result.index.set(rel, entry);
+  }
+  } finally {
+    for (const f of frames) if (f.fd !== undefined) fs.closeSync(f.fd);
   }
   return result;
 }

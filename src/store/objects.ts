@@ -355,6 +355,8 @@ export class ObjectStore implements TreeSink {
   readTree(oid: string): readonly TreeEntry[] {
     let t = this.trees.get(oid) ?? this.memTrees.get(oid);
     if (!t) {
+      const p = this.provided(oid);
+      if (p) return p;
       t = parseTree(oid, this.readType(oid, 'tree'));
       this.trees.set(oid, t);
     }
@@ -369,25 +371,38 @@ export class ObjectStore implements TreeSink {
     return oid;
   }
 
-  /** Take a tree whose oid the caller knows (an index built from a tree walk), without hashing it. */
-  adoptTree(oid: string, entries: readonly TreeEntry[]): void {
-    if (!this.trees.has(oid) && !this.memTrees.has(oid)) this.memTrees.set(oid, entries);
+  private readonly providers: Array<(oid: string) => readonly TreeEntry[] | undefined> = [];
+
+  private provided(oid: string): readonly TreeEntry[] | undefined {
+    for (const provide of this.providers) {
+      const p = provide(oid);
+      if (p) { this.memTrees.set(oid, p); return p; }
+    }
+    return undefined;
+  }
+
+  /** Trees whose oids the caller knows (an index built from a tree walk), asked for only when needed. */
+  addTreeProvider(provide: (oid: string) => readonly TreeEntry[] | undefined): void {
+    this.providers.push(provide);
   }
 
   /** Add to `w` every in-memory tree reachable from `root` that the store lacks. */
   persistTrees(w: ObjectWriter, root: string): void {
+    // Iterative (a tree can be 10,000 directories deep); a pack may hold its objects in any order.
     const seen = new Set<string>();
-    const visit = (oid: string): void => {
-      if (seen.has(oid)) return;
+    const todo = [root];
+    while (todo.length) {
+      const oid = todo.pop()!;
+      if (seen.has(oid)) continue;
       seen.add(oid);
-      if (oid === EMPTY_TREE) { if (!this.has(oid)) w.add('tree', Buffer.alloc(0)); return; }
-      const mem = this.memTrees.get(oid);
-      if (!mem) return; // came from the store: already there, with all it names
-      for (const e of mem) if (e.mode === '40000') visit(e.oid);
+      if (oid === EMPTY_TREE) { if (!this.has(oid)) w.add('tree', Buffer.alloc(0)); continue; }
+      const mem = this.memTrees.get(oid) ?? (this.trees.has(oid) ? undefined : this.provided(oid));
+      if (!mem) continue; // came from the store: already there, with all it names
+      for (const e of mem) if (e.mode === '40000') todo.push(e.oid);
       if (!this.has(oid)) w.add('tree', encodeTree(mem));
-    };
-    visit(root);
+    }
   }
+
 
   /** Size of an object's content, reading only its header where it can. */
   sizeOf(oid: string): number {

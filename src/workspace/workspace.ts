@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { GlayerError, LockedError, NotAWorkspaceError } from '../errors.js';
 import { Store } from '../store/store.js';
-import { writeSynced } from '../store/objects.js';
 
 export const STORE_DIR = '.glayer';
 export const UPPER_DIR = 'upper';
@@ -60,7 +59,8 @@ export class Workspace {
   writeState(s: State): void {
     fs.mkdirSync(this.stateDir, { recursive: true });
     const file = join(this.stateDir, 'state.json');
-    writeSynced(file + '.tmp', JSON.stringify(s, null, 2) + '\n');
+    // Atomic by rename; not fsynced, for the reason given in fs/index-file.ts.
+    fs.writeFileSync(file + '.tmp', JSON.stringify(s, null, 2) + '\n');
     fs.renameSync(file + '.tmp', file);
   }
 
@@ -112,7 +112,8 @@ function isStore(dir: string): boolean {
   }
 }
 
-function lockHolder(file: string): number | null {
+/** The pid written in a lock file, or null. */
+export function lockHolder(file: string): number | null {
   try {
     const pid = Number(fs.readFileSync(file, 'utf8').trim());
     return Number.isInteger(pid) && pid > 0 ? pid : null;
@@ -121,7 +122,8 @@ function lockHolder(file: string): number | null {
   }
 }
 
-function alive(pid: number): boolean {
+/** Does process `pid` still run? */
+export function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
