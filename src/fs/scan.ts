@@ -165,10 +165,6 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
   return result;
 }
 
-export function sameStat(a: Stat, b: Stat): boolean {
-  return a.mtime === b.mtime && a.ctime === b.ctime && a.size === b.size && a.ino === b.ino;
-}
-
 /** Hash a file's content as a blob; reads in chunks so a large file costs no memory. */
 export function hashFile(abs: Buffer | string, size: number, buf = Buffer.allocUnsafe(CHUNK)): string {
   const fd = fs.openSync(abs, 'r');
