@@ -10,6 +10,7 @@ import { withWorkspace } from '../workspace/workspace.js';
 import { filePairs, limitedChanges } from './diff.js';
 import { resolveViewPaths } from './resolve.js';
 import type { WorkspaceOptions } from './types.js';
+import { layerHeader } from './log.js';
 
 export interface BlameOptions extends WorkspaceOptions {
   /** A user path (see resolve.ts). */
@@ -60,11 +61,7 @@ export async function blame(opts: BlameOptions): Promise<BlameResult> {
         else files.deleted++;
       }
       entries.push({
-        id: commit.oid,
-        parent: commit.parents[0] ?? null,
-        author: { name: commit.author.name, email: commit.author.email },
-        date: new Date(commit.committer.timestamp * 1000).toISOString(),
-        message: commit.message.replace(/\n+$/, ''),
+        ...layerHeader(commit),
         change: !before ? 'A' : !after ? 'D' : 'C',
         kind: kindOf((after ?? before)!.mode),
         size: after ? sizes.of(after) : null,

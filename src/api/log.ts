@@ -4,6 +4,7 @@ import { walkTree } from '../core/tree.js';
 import { classifyName } from '../core/whiteout.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import type { WorkspaceOptions } from './types.js';
+import type { Commit } from '../store/store.js';
 
 export interface LayerInfo {
   id: string;
@@ -17,6 +18,17 @@ export interface LayerInfo {
   deleted: number;
   /** Bytes of the layer's own files and symlinks. */
   bytes: number;
+}
+
+/** The fields every listing of a layer shows (log, blame). */
+export function layerHeader(commit: Commit): Pick<LayerInfo, 'id' | 'parent' | 'author' | 'date' | 'message'> {
+  return {
+    id: commit.oid,
+    parent: commit.parents[0] ?? null,
+    author: { name: commit.author.name, email: commit.author.email },
+    date: new Date(commit.committer.timestamp * 1000).toISOString(),
+    message: commit.message.replace(/\n+$/, ''),
+  };
 }
 
 export interface LogOptions extends WorkspaceOptions {
@@ -38,14 +50,7 @@ export async function log(opts: LogOptions = {}): Promise<LayerInfo[]> {
       for (const { entry } of walkTree(store.objects, commit.tree)) {
         if (entry.mode !== '40000' && classifyName(entry.name).kind === 'none') bytes += store.objects.sizeOf(entry.oid);
       }
-      out.push({
-        id: commit.oid,
-        parent: commit.parents[0] ?? null,
-        author: { name: commit.author.name, email: commit.author.email },
-        date: new Date(commit.committer.timestamp * 1000).toISOString(),
-        message: commit.message.replace(/\n+$/, ''),
-        added, changed, deleted, bytes,
-      });
+      out.push({ ...layerHeader(commit), added, changed, deleted, bytes });
     }
     return out;
   }, { lock: false });

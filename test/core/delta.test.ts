@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { computeDelta } from '../../src/core/delta.js';
 import { applyLayer } from '../../src/core/union.js';
 import { EMPTY_TREE, lookup } from '../../src/core/tree.js';
-import { MemTrees, build, empty, exe, flatten, link, prng, randomTree, type Spec } from '../helpers/memtrees.js';
+import { MemTrees, build, empty, exe, flatten, link, prng, randomTree, type Spec, deepChain } from '../helpers/memtrees.js';
 
 const W = 'file:'; // a marker flattens to an empty file
 
@@ -187,11 +187,7 @@ test('delta: whiteout + re-creation round trip over a stack of deltas', () => {
 
 test('delta: trees 20,000 directories deep cost no call stack', () => {
   const m = new MemTrees();
-  const chain = (leaf: Spec): string => {
-    let t = build(m, leaf);
-    for (let k = 0; k < 20000; k++) t = m.writeTree([{ name: 'd', mode: '40000', oid: t }]);
-    return t;
-  };
+  const chain = (leaf: Spec): string => deepChain(m, leaf);
   const lower = chain({ f: '1', g: '2' });
   const target = chain({ f: '9' });
   const delta = computeDelta(m, lower, target);

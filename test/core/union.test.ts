@@ -7,7 +7,7 @@ import { applyLayer, unionOf } from '../../src/core/union.js';
 import { toBytes } from '../../src/core/path.js';
 import { EMPTY_TREE, lookup } from '../../src/core/tree.js';
 import { InvalidLayerError } from '../../src/errors.js';
-import { MemTrees, build, empty, exe, file, flatten, link, prng, raw, sub, type Leaf, type Spec } from '../helpers/memtrees.js';
+import { MemTrees, build, empty, exe, file, flatten, link, prng, raw, sub, type Leaf, type Spec, deepChain } from '../helpers/memtrees.js';
 
 const WH = empty();
 const OPQ = { '.wh..wh..opq': empty() };
@@ -241,11 +241,7 @@ test('union: a clean cache lets an unchanged marker-free layer be reused as is',
 
 test('union: a layer 20,000 directories deep costs no call stack', () => {
   const m = new MemTrees();
-  const chain = (leaf: Spec): string => {
-    let t = build(m, leaf);
-    for (let k = 0; k < 20000; k++) t = m.writeTree([{ name: 'd', mode: '40000', oid: t }]);
-    return t;
-  };
+  const chain = (leaf: Spec): string => deepChain(m, leaf);
   const lower = chain({ f: '1', g: '2' });
   const delta = chain({ f: '9', '.wh.g': WH });
   const out = applyLayer(m, lower, delta, { layer: 'deep' });

@@ -129,3 +129,10 @@ function randomSpec(r: ReturnType<typeof prng>, depth: number, names: string[]):
   }
   return spec;
 }
+
+/** `leaf` wrapped in `depth` directories named `d`: a tree deeper than any call stack. */
+export function deepChain(m: MemTrees, leaf: Spec, depth = 20000): string {
+  let t = build(m, leaf);
+  for (let k = 0; k < depth; k++) t = m.writeTree([{ name: 'd', mode: '40000', oid: t }]);
+  return t;
+}
