@@ -230,7 +230,8 @@ function repairLeftovers(ws: Workspace, view: string | null, repair: Repair): vo
   }
   // Temporary state and index files (written under the workspace lock, renamed into place).
   for (const name of list(ws.stateDir)) {
-    const m = /\.tmp(\d*)$/.exec(name);
+    // `lock.<pid>`: the file a lock taker links into place (workspace.ts).
+    const m = /\.tmp(\d*)$/.exec(name) ?? /^lock\.(\d+)$/.exec(name);
     if (!m || (m[1] !== '' && alive(Number(m[1])))) continue;
     const path = join(ws.stateDir, name);
     repair(`removed ${path} (a temporary state file of an interrupted command)`, () => fs.rmSync(path, { force: true }));

@@ -72,22 +72,30 @@ export class Workspace {
     const file = join(this.stateDir, 'lock');
     fs.mkdirSync(this.stateDir, { recursive: true });
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        this.lockFd = fs.openSync(file, 'wx');
-        fs.writeSync(this.lockFd, `${process.pid}\n`);
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // The lock appears with its pid already in it (written to a private file, then hard-linked into place, which
+    // fails if the lock exists): a kill can never leave an empty lock that nobody could prove stale.
+    const mine = `${file}.${process.pid}`;
+    fs.writeFileSync(mine, `${process.pid}\n`);
+    try {
+      for (;;) {
+        try {
+          fs.linkSync(mine, file);
+          this.lockFd = fs.openSync(file, 'r');
+          return;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+        const holder = lockHolder(file);
+        if (holder !== null && !alive(holder)) {
+          // Stale: its process is gone. Remove it only if it is still the same lock file.
+          try { if (lockHolder(file) === holder) fs.unlinkSync(file); } catch { /* raced with another taker */ }
+          continue;
+        }
+        if (Date.now() >= deadline) throw new LockedError(file, holder);
+        await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
       }
-      const holder = lockHolder(file);
-      if (holder !== null && !alive(holder)) {
-        // Stale: its process is gone. Remove it only if it is still the same lock file.
-        try { if (lockHolder(file) === holder) fs.unlinkSync(file); } catch { /* raced with another taker */ }
-        continue;
-      }
-      if (Date.now() >= deadline) throw new LockedError(file, holder);
-      await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+    } finally {
+      fs.rmSync(mine, { force: true });
     }
   }
 
