@@ -4,7 +4,7 @@
  *   npm run bench -- [--quick] [--runs N] [--json FILE] [--only 1,3] [--profile DIR] [--keep] [--dir DIR]
  *
  * Generates the workloads in a temporary directory from a fixed seed, then for each row runs glayer (the built
- * CLI, `node bin/glayer`, as a child process) and its anchor alternately after one warm-up each, and prints the
+ * CLI, `bin/glayer`, as a child process) and its anchor alternately after one warm-up each, and prints the
  * medians with min and max. Correctness is checked along the way (views hashed against the generated tree,
  * status clean after commit, `git fsck --strict` on every glayer store); the exit code is 1 when a check fails,
  * never because of a time. `--profile DIR` reruns the glayer side of every row that misses its target under
@@ -410,11 +410,11 @@ function row6(fx: Fixture): Row {
   const oid = h.digest('hex');
   log(`wrote a ${(fx.cfg.bigBytes / 2 ** 20).toFixed(0)} MiB file`);
   const bin = glayerCli.bin;
-  const commit = runWithRss(method, process.execPath, [bin, '-C', w6, 'commit', '-m', 'big'], fx.base);
+  const commit = runWithRss(method, bin, ['-C', w6, 'commit', '-m', 'big'], fx.base);
   const stored = git(['--git-dir', gitdirOf(w6), 'cat-file', '-s', oid], { allowFail: true }).stdout.trim();
   check('the large blob is in the store', stored === String(fx.cfg.bigBytes), stored);
   const target = join(fx.base, 'views', 'w6-view2');
-  const mount = runWithRss(method, process.execPath, [bin, '-C', w6, 'mount-view', target], fx.base);
+  const mount = runWithRss(method, bin, ['-C', w6, 'mount-view', target], fx.base);
   const h2 = createHash('sha1').update(`blob ${fs.statSync(join(target, 'big.bin')).size}\0`);
   const rfd = fs.openSync(join(target, 'big.bin'), 'r');
   const buf = Buffer.alloc(8 << 20);

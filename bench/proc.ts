@@ -63,8 +63,15 @@ export function git(args: readonly string[], opts: { cwd?: string; env?: NodeJS.
 /** Where the built CLI is, and extra node flags (e.g. --cpu-prof) for the glayer child. */
 export const glayerCli = { bin: '', nodeFlags: [] as string[] };
 
+/**
+ * Run glayer as a user does: the launcher itself (its shebang drops NODE_EXTRA_CA_CERTS, see bin/glayer). With
+ * node flags (profiling) it runs under `node FLAGS`, with the same environment the launcher would give it.
+ */
 export function glayer(cwd: string, args: readonly string[], opts: { allowFail?: boolean; nodeFlags?: string[] } = {}): Ran {
-  return run(process.execPath, [...glayerCli.nodeFlags, ...(opts.nodeFlags ?? []), glayerCli.bin, ...args], { cwd, allowFail: opts.allowFail });
+  const flags = [...glayerCli.nodeFlags, ...(opts.nodeFlags ?? [])];
+  if (flags.length === 0) return run(glayerCli.bin, args, { cwd, allowFail: opts.allowFail });
+  const { NODE_EXTRA_CA_CERTS: extra, ...env } = ENV;
+  return run(process.execPath, [...flags, glayerCli.bin, ...args], { cwd, allowFail: opts.allowFail, env: { ...env, GLAYER_EXTRA_CA_CERTS: extra ?? '' } });
 }
 
 // ---- peak RSS -----------------------------------------------------------------------------------------------

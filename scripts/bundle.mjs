@@ -11,5 +11,7 @@ await build({
   target: 'node20',
   external: ['isomorphic-git', 'isomorphic-git/*'],
   banner: { js: "import { createRequire as __glayerCreateRequire } from 'node:module'; const require = __glayerCreateRequire(import.meta.url);" },
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
 });

@@ -2,7 +2,7 @@
 # The aufs experiment with glayer, on the embedded aufs-demo template, in a fresh temporary directory.
 set -eu
 GLAYER_BIN="$(cd "$(dirname "$0")/.." && pwd)/bin/glayer"
-glayer() { node "$GLAYER_BIN" "$@"; }
+glayer() { "$GLAYER_BIN" "$@"; }
 dir=${1:-$(mktemp -d "${TMPDIR:-/tmp}/glayer-demo.XXXXXX")}
 step() { printf '\n\033[1m$ %s\033[m\n' "$*"; }
 cd "$dir"

@@ -8,7 +8,7 @@ import { addLayerObjects } from './layer-objects.js';
 import { checkRefName } from '../store/refs.js';
 import { Store } from '../store/store.js';
 import { STORE_DIR, UPPER_DIR, Workspace } from '../workspace/workspace.js';
-import { saveIndex, indexPath } from '../fs/index-file.js';
+import { Index, saveIndex, indexPath } from '../fs/index-file.js';
 import { startFrom } from './fetch.js';
 import type { Progress } from './types.js';
 
@@ -87,14 +87,14 @@ export async function init(opts: InitOptions = {}): Promise<InitResult> {
   fs.mkdirSync(join(root, UPPER_DIR), { recursive: true });
   const ws = new Workspace(root);
   ws.writeState({ version: 1, view: null, lower: head });
-  saveIndex(indexPath(gitdir, 'upper'), ws.store.objects, null, new Map());
+  saveIndex(indexPath(gitdir, 'upper'), ws.store.objects, null, new Index());
   ws.close();
   return { root, store: gitdir, ref, head, template: opts.template ?? null, ...(opts.from !== undefined ? { from } : {}) };
 }
 
 /** Commit a plain directory (no markers) as one layer on an empty stack. */
 async function commitDirectory(store: Store, dir: string, message: string): Promise<string | null> {
-  const scan = scanTree(dir, new Map(), store.objects, { markers: false });
+  const scan = scanTree(dir, new Index(), store.objects, { markers: false });
   if (!scan.root || scan.root === '4b825dc642cb6eb9a060e54bf8d69288fbee4904') return null;
   const w = store.objects.writer();
   await addLayerObjects(store, w, scan.root, dir);

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { diffTrees } from '../core/changes.js';
 import { GlayerError, TargetNotEmptyError, UnsafePathError, IoError } from '../errors.js';
-import { indexPath, saveIndex } from '../fs/index-file.js';
+import { Index, indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { reconcile } from './sync.js';
@@ -66,7 +66,7 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
     const pending = join(ws.stateDir, 'pending-views');
     fs.writeFileSync(pending, target + '\n');
     fs.mkdirSync(staging);
-    const index = new Map();
+    const index = new Index();
     try {
       const m = new Materializer(staging, ws.store.objects, s.blobs, index, opts.onProgress && ((p) => opts.onProgress!({ phase: 'write', ...p })));
       await m.apply(diffTrees(ws.store.objects, null, s.viewTree));

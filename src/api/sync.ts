@@ -64,24 +64,31 @@ export interface SyncPlan extends Synced {
 export class WorkspaceBlobs implements BlobSource {
   private readonly files = new Map<string, BlobFile>();
   private readonly roots: Array<{ root: string; index: Index }> = [];
-  private built = false;
+  /** The files of the roots not yet put in `files` (read only as far as a lookup needs). */
+  private pending: Iterator<BlobFile & { oid: string }> | null = null;
 
   constructor(private readonly ws: Workspace) {}
 
   addRoot(root: string, index: Index): void {
     this.roots.push({ root, index });
-    this.built = false;
+    const roots = this.roots;
+    this.files.clear();
+    this.pending = (function* () {
+      for (const { root: r, index: i } of roots) for (const [rel, oid, link] of i.files()) yield { root: r, rel, link, oid };
+    })();
   }
 
   /** A file (or symlink) of the view or the writable layer known to hold blob `oid` at the last scan. */
   fileFor(oid: string): BlobFile | undefined {
-    if (!this.built) {
-      for (const { root, index } of this.roots) {
-        for (const [rel, e] of index) if (e.mode !== '40000' && !this.files.has(e.oid)) this.files.set(e.oid, { root, rel, link: e.mode === '120000' });
-      }
-      this.built = true;
+    const known = this.files.get(oid);
+    if (known || !this.pending) return known;
+    for (let n = this.pending.next(); !n.done; n = this.pending.next()) {
+      const f = n.value;
+      if (!this.files.has(f.oid)) this.files.set(f.oid, { root: f.root, rel: f.rel, link: f.link });
+      if (f.oid === oid) return this.files.get(oid);
     }
-    return this.files.get(oid);
+    this.pending = null;
+    return undefined;
   }
 
   readSmall(oid: string): Buffer | null {
@@ -161,11 +168,9 @@ export function planSync(ws: Workspace): SyncPlan {
   let viewScan: ReturnType<typeof scanTree> | null = null;
   let V1: string | null = null;
   let V0: string | null = null;
-  let viewPrev: Index = new Map();
   if (state.view !== null) {
     const prev = loadIndex(indexPath(ws.gitdir, 'view'), objects);
-    viewPrev = prev.index;
-    viewScan = scanTree(state.view, viewPrev, objects, { markers: false, prevRoot: prev.root, prevRootCount: prev.rootCount });
+    viewScan = scanTree(state.view, prev.index, objects, { markers: false, prevRoot: prev.root, prevRootCount: prev.rootCount });
     if (viewScan.root === null) {
       warnings.push(`the view ${state.view} is gone; run 'glayer mount-view' to make it again`);
       state.view = null;
@@ -208,14 +213,8 @@ export function planSync(ws: Workspace): SyncPlan {
 
   // 4. The writable layer that records V* over the stack.
   // A directory deleted and re-created in the view has a new inode: record it as opaque, as overlayfs does.
-  const opaque = (path: string): boolean => {
-    if (viewScan) {
-      const before = viewPrev.get(path);
-      const now = viewScan.index.get(path);
-      if (before && now && before.mode === '40000' && now.mode === '40000' && before.stat.ino !== now.stat.ino) return true;
-    }
-    return lookup(objects, U1, join(path, OPAQUE_MARKER)) !== null;
-  };
+  const opaque = (path: string): boolean =>
+    (viewScan !== null && viewScan.recreated.has(path)) || lookup(objects, U1, join(path, OPAQUE_MARKER)) !== null;
   const Ustar = computeDelta(objects, lowerTree, Vstar, opaque);
 
   const blobs = new WorkspaceBlobs(ws);

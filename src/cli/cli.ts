@@ -34,11 +34,24 @@ class DefaultCommand extends Command<GlayerContext> {
 
 export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand];
 
-export function buildCli(color: boolean): Cli<GlayerContext> {
+/**
+ * The commands a command line can be running: those whose every path word is in argv. Building clipanion's
+ * parser for all of them costs about 15 ms of every start, so a line that names a command gets a parser of
+ * that command alone (more only when an argument happens to be another command's name). Help, and a line
+ * that names none, get them all, for the listing and the suggestions.
+ */
+export function commandsFor(argv: readonly string[]): typeof COMMANDS {
+  if (argv.includes('-h') || argv.includes('--help')) return COMMANDS;
+  const words = new Set(argv);
+  const named = COMMANDS.filter((c) => c.paths.some((p) => p.every((w) => words.has(w))));
+  return named.length ? named : COMMANDS;
+}
+
+export function buildCli(color: boolean, commands: readonly (typeof COMMANDS)[number][] = COMMANDS): Cli<GlayerContext> {
   const cli = new Cli<GlayerContext>({ binaryLabel: 'glayer', binaryName: 'glayer', binaryVersion: VERSION, enableColors: color });
   // The default command first: clipanion lists every command when a documented one follows it.
   cli.register(DefaultCommand);
-  for (const c of COMMANDS) cli.register(c);
+  for (const c of commands) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
   return cli;
@@ -64,7 +77,7 @@ export async function runCli(argv: string[], ctx: RunContext = {}): Promise<numb
     env,
     colorDepth: 1,
   };
-  const cli = buildCli(useColor(stdout, env));
+  const cli = buildCli(useColor(stdout, env), commandsFor(argv));
   let command: Command<GlayerContext>;
   try {
     command = cli.process(argv, context);

@@ -7,10 +7,10 @@
 import * as fs from 'node:fs';
 import { blobHasher, hashObject } from '../core/hash.js';
 import { join, nameProblem } from '../core/path.js';
-import { byName, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
+import type { Mode, TreeEntry, TreeSink } from '../core/tree.js';
 import { isReserved } from '../core/whiteout.js';
 import { IoError } from '../errors.js';
-import { RACY_MS, type Index, type IndexEntry, type Stat } from './index-file.js';
+import { Columns, DIR_CODE, Index, MODES, RACY_MS, type IndexEntry, type Stat } from './index-file.js';
 import { fsPath } from './paths.js';
 
 const CHUNK = 1 << 20;
@@ -35,6 +35,11 @@ export interface ScanResult {
   unrepresentable: string[];
   /** Special files (sockets, fifos, devices), which layers do not hold. */
   skipped: string[];
+  /**
+   * Directories that were directories in the old index too, with another inode: deleted and re-created since
+   * (overlayfs records such a directory as opaque).
+   */
+  recreated: Set<string>;
 }
 
 /** Past this many bytes a directory is reached through an fd of its own, so trees deeper than PATH_MAX scan. */
@@ -43,7 +48,16 @@ const PROC_FD = (() => { try { return fs.statSync('/proc/self/fd').isDirectory()
 const DIR_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_DIRECTORY ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
 
 interface Frame {
-  rel: string; abs: Buffer; names: Buffer[]; i: number; out: TreeEntry[]; stat: Stat;
+  rel: string;
+  /** The directory's path: bytes, and as a string too when it is ASCII (a string path is cheaper to pass). */
+  abs: Buffer; ascii: string | null;
+  /** The directory's names in byte order (latin1 strings, one char a byte), and the next one to look at. */
+  names: string[]; i: number;
+  /** The tree's entries so far: an entry, or the position in the old index of one that is unchanged. */
+  out: Array<TreeEntry | number>;
+  stat: Stat;
+  /** This directory's position in the old index (-1: the root, or not there), and the cursor over its entries. */
+  at: number; next: number; end: number;
   /** An fd this frame opened for its directory (a long path), closed when the frame ends. */
   fd?: number;
   /** Wall-clock time before this directory's entries were stat'ed (for the racy rule). */
@@ -56,9 +70,10 @@ function statOf(st: fs.Stats): Stat {
   return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
 }
 
-function readdir(abs: Buffer, rel: string): Buffer[] {
+/** A directory's names in byte order (the order of the index and of trees), as latin1 strings (a byte a char). */
+function readdir(abs: Buffer, rel: string): string[] {
   try {
-    return fs.readdirSync(abs, { encoding: 'buffer' });
+    return fs.readdirSync(abs, { encoding: 'latin1' }).sort();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return [];
@@ -66,21 +81,37 @@ function readdir(abs: Buffer, rel: string): Buffer[] {
   }
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
+const EMPTY_COLUMNS = Columns.fromEntries([]);
+
+/**
+ * The scan is a sorted merge, in byte order, of each directory's names with that directory's entries in the old
+ * index (read by position, see index-file.ts): an entry whose stat matches is kept by its position, with no
+ * object made for it, and a directory all of whose entries were kept keeps its tree oid (git's cache-tree).
+ */
 export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOptions): ScanResult {
-  const result: ScanResult = { root: null, index: new Map(), hashed: 0, restat: 0, unrepresentable: [], skipped: [] };
+  const cols = prev.columns ?? (prev.size ? Columns.fromEntries(prev) : EMPTY_COLUMNS);
+  const kept = new Uint8Array(cols.n);
+  const added = new Map<string, IndexEntry>();
+  const result: ScanResult = { root: null, index: new Index(), hashed: 0, restat: 0, unrepresentable: [], skipped: [], recreated: new Set() };
   let rootStat: fs.Stats;
   try { rootStat = fs.lstatSync(root); } catch { return result; }
   if (!rootStat.isDirectory()) return result;
   const buf = Buffer.allocUnsafe(CHUNK);
-  const frames: Frame[] = [{ rel: '', abs: fsPath(root, ''), names: readdir(fsPath(root, ''), ''), i: 0, out: [], stat: statOf(rootStat), same: true, now: Date.now() }];
+  const { names: oldNames, modes, stats, racy: oldRacy, desc } = cols;
+  const rootAbs = fsPath(root, '');
+  const frames: Frame[] = [{
+    rel: '', abs: rootAbs, ascii: ASCII.test(root) ? root : null, names: readdir(rootAbs, ''), i: 0, out: [], stat: statOf(rootStat), same: true, now: Date.now(),
+    at: -1, next: 0, end: cols.n,
+  }];
   // Like git's cache-tree: a directory whose entries all matched the index keeps its recorded tree oid.
   const unchangedTree = (f: Frame): string | null => {
-    if (!f.same) return null;
-    // Every entry matched one of the index: if the counts agree too, the names are the same.
-    const before = f.rel === '' ? opts.prevRoot : prev.get(f.rel)?.oid;
-    const count = f.rel === '' ? opts.prevRootCount : prev.get(f.rel)?.count;
-    return before && count === f.out.length ? before : null;
+    if (!f.same || f.next < f.end) return null;
+    if (f.rel === '') return opts.prevRoot && opts.prevRootCount === f.out.length ? opts.prevRoot : null;
+    return f.at >= 0 && cols.counts[f.at] === f.out.length ? cols.oid(f.at) : null;
   };
+  const entryAt = (k: number): TreeEntry => ({ name: oldNames[k], mode: MODES[modes[k]], oid: cols.oid(k) });
   try {
   while (frames.length) {
     const f = frames[frames.length - 1];
@@ -88,43 +119,59 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
       frames.pop();
       if (f.fd !== undefined) { fs.closeSync(f.fd); f.fd = undefined; }
       let oid = unchangedTree(f);
-      if (oid === null) {
-        f.out.sort(byName);
-        oid = sink.writeTree(f.out);
-      }
+      if (oid === null) oid = sink.writeTree(f.out.map((e) => (typeof e === 'number' ? entryAt(e) : e)));
       if (frames.length === 0) { result.root = oid; break; }
       const parent = frames[frames.length - 1];
-      parent.out.push({ name: f.rel.slice(f.rel.lastIndexOf('/') + 1), mode: '40000', oid });
-      const before = prev.get(f.rel);
-      if (!before || before.mode !== '40000' || before.oid !== oid) parent.same = false;
-      result.index.set(f.rel, { mode: '40000', oid, stat: f.stat, racy: false });
+      const name = f.rel.slice(f.rel.lastIndexOf('/') + 1);
+      if (f.at >= 0 && cols.oid(f.at) === oid && sameStat(stats, f.at, f.stat)) {
+        kept[f.at] = 1;
+        parent.out.push(f.at);
+      } else {
+        if (f.at < 0 || cols.oid(f.at) !== oid) parent.same = false;
+        parent.out.push({ name, mode: '40000', oid });
+        added.set(f.rel, { mode: '40000', oid, stat: f.stat, racy: false, count: f.out.length });
+      }
       continue;
     }
-    const nameBuf = f.names[f.i++];
-    const name = nameBuf.toString('latin1');
+    const name = f.names[f.i++];
+    // The merge: old entries before this name are gone from the directory.
+    while (f.next < f.end && oldNames[f.next] < name) { f.same = false; f.next += 1 + desc[f.next]; }
+    let k = -1;
+    if (f.next < f.end && oldNames[f.next] === name) { k = f.next; f.next += 1 + desc[k]; }
     const rel = join(f.rel, name);
     if (nameProblem(name) || (!opts.markers && isReserved(name))) { result.unrepresentable.push(rel); f.same = false; continue; }
-    const abs = Buffer.allocUnsafe(f.abs.length + 1 + nameBuf.length);
-    f.abs.copy(abs, 0);
-    abs[f.abs.length] = 0x2f;
-    nameBuf.copy(abs, f.abs.length + 1);
+    let abs: string | Buffer;
+    if (f.ascii !== null && ASCII.test(name)) abs = f.ascii + '/' + name;
+    else {
+      abs = Buffer.allocUnsafe(f.abs.length + 1 + name.length);
+      f.abs.copy(abs, 0);
+      abs[f.abs.length] = 0x2f;
+      abs.write(name, f.abs.length + 1, 'latin1');
+    }
     let st: fs.Stats | undefined;
     try { st = fs.lstatSync(abs, { throwIfNoEntry: false }); } catch (e) {
       throw new IoError(rel, e as NodeJS.ErrnoException);
     }
     if (!st) { f.same = false; continue; } // vanished during the scan: it is gone
     if (st.isDirectory()) {
-      let dirPath = abs;
+      let dirPath = typeof abs === 'string' ? Buffer.from(abs, 'latin1') : abs;
+      let ascii = typeof abs === 'string' ? abs : null;
       let fd: number | undefined;
-      if (abs.length > LONG_PATH && PROC_FD) {
+      if (dirPath.length > LONG_PATH && PROC_FD) {
         // The parent's path is short by construction; hold this directory by an fd and name it through /proc.
         try { fd = fs.openSync(abs, DIR_FLAGS); } catch (e) {
           if ((e as NodeJS.ErrnoException).code === 'ENOENT') { f.same = false; continue; }
           throw new IoError(rel, e as NodeJS.ErrnoException);
         }
-        dirPath = Buffer.from(`/proc/self/fd/${fd}`);
+        ascii = `/proc/self/fd/${fd}`;
+        dirPath = Buffer.from(ascii);
       }
-      frames.push({ rel, abs: dirPath, names: readdir(dirPath, rel), i: 0, out: [], stat: statOf(st), same: true, fd, now: Date.now() });
+      const at = k >= 0 && modes[k] === DIR_CODE ? k : -1;
+      if (at >= 0 && stats[4 * at + 3] !== st.ino) result.recreated.add(rel);
+      frames.push({
+        rel, abs: dirPath, ascii, names: readdir(dirPath, rel), i: 0, out: [], stat: statOf(st), same: true, fd, now: Date.now(),
+        at, next: at + 1, end: at < 0 ? 0 : at + 1 + desc[at],
+      });
       continue;
     }
     let mode: Mode;
@@ -134,16 +181,16 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
     // ctime follows both content and mode changes. `f.now` was taken before this lstat, which only makes
     // more entries racy, never fewer.
     const racy = st.ctimeMs >= f.now - RACY_MS;
-    const old = prev.get(rel);
     let oid: string | null = null;
-    if (old && !old.racy && old.mode === mode && old.stat.mtime === st.mtimeMs && old.stat.ctime === st.ctimeMs && old.stat.size === st.size && old.stat.ino === st.ino) {
-      oid = old.oid;
+    const s = 4 * k;
+    if (k >= 0 && !oldRacy[k] && MODES[modes[k]] === mode && stats[s] === st.mtimeMs && stats[s + 1] === st.ctimeMs && stats[s + 2] === st.size && stats[s + 3] === st.ino) {
       if (!racy) {
-        // The common case, kept free of allocations but the tree entry: the index entry is reused as it is.
-        f.out.push({ name, mode, oid });
-        result.index.set(rel, old);
+        // The common case, free of allocations: the old entry is kept by its position.
+        kept[k] = 1;
+        f.out.push(k);
         continue;
       }
+      oid = cols.oid(k);
     } else {
       result.restat++;
       f.same = false;
@@ -156,13 +203,18 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
       result.hashed++;
     }
     f.out.push({ name, mode, oid });
-    const entry: IndexEntry = { mode, oid, stat: statOf(st), racy };
-    result.index.set(rel, entry);
+    added.set(rel, { mode, oid, stat: statOf(st), racy });
   }
   } finally {
     for (const f of frames) if (f.fd !== undefined) fs.closeSync(f.fd);
   }
+  result.index = new Index(cols, kept, added);
   return result;
+}
+
+function sameStat(stats: Float64Array, k: number, st: Stat): boolean {
+  const s = 4 * k;
+  return stats[s] === st.mtime && stats[s + 1] === st.ctime && stats[s + 2] === st.size && stats[s + 3] === st.ino;
 }
 
 /** Hash a file's content as a blob; reads in chunks so a large file costs no memory. */

@@ -107,7 +107,29 @@ export function localGitdir(path: string, url = path): string {
 
 async function iso() {
   const [git, http] = await Promise.all([import('isomorphic-git'), import('isomorphic-git/http/node')]);
+  await trustExtraCertificates();
   return { git, http: http.default };
+}
+
+let extraCertificatesLoaded = false;
+/**
+ * The launcher (bin/glayer) starts node without NODE_EXTRA_CA_CERTS, whose parsing at start-up would slow every
+ * command, and passes the path on as GLAYER_EXTRA_CA_CERTS: trust those certificates here, beside node's own,
+ * for the https requests of the transport (they go through https.globalAgent).
+ */
+async function trustExtraCertificates(): Promise<void> {
+  const file = process.env.GLAYER_EXTRA_CA_CERTS;
+  if (extraCertificatesLoaded || !file || process.env.NODE_EXTRA_CA_CERTS) return;
+  extraCertificatesLoaded = true;
+  let pem: string;
+  try { pem = fs.readFileSync(file, 'latin1'); } catch (e) {
+    // node itself only warns when NODE_EXTRA_CA_CERTS cannot be read; so do we.
+    process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${(e as Error).message}`);
+    return;
+  }
+  // Loaded here, not at the top: most commands never talk https, and every module loaded costs start-up time.
+  const [https, tls] = await Promise.all([import('node:https'), import('node:tls')]);
+  https.globalAgent.options.ca = [...tls.rootCertificates, pem];
 }
 
 export interface RemoteConfig { name: string; url: string }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { scanTree } from '../../src/fs/scan.js';
+import { Index } from '../../src/fs/index-file.js';
 import { EMPTY_TREE, lookup } from '../../src/core/tree.js';
 import { GIT_ENV } from '../helpers/git.js';
 import { MemTrees } from '../helpers/memtrees.js';
@@ -40,7 +41,7 @@ test('scanTree gives the tree native git writes for the same directory', () => {
   const dir = tmpdir();
   populate(dir);
   const m = new MemTrees();
-  const r = scanTree(dir, new Map(), m, { markers: false });
+  const r = scanTree(dir, new Index(), m, { markers: false });
   assert.is(r.root, nativeTree(dir));
   assert.equal(r.unrepresentable, []);
   assert.equal(r.skipped, []);
@@ -55,10 +56,10 @@ test('empty directories are git empty trees; a missing root is null', () => {
   const dir = tmpdir();
   fs.mkdirSync(join(dir, 'x/y'), { recursive: true });
   const m = new MemTrees();
-  const r = scanTree(dir, new Map(), m, { markers: false });
+  const r = scanTree(dir, new Index(), m, { markers: false });
   assert.equal(m.readTree(lookup(m, r.root, 'x')!.oid).map((e) => [e.name, e.oid]), [['y', EMPTY_TREE]]);
-  assert.is(scanTree(join(dir, 'nope'), new Map(), m, { markers: false }).root, null);
-  assert.is(scanTree(tmpdir(), new Map(), m, { markers: false }).root, EMPTY_TREE);
+  assert.is(scanTree(join(dir, 'nope'), new Index(), m, { markers: false }).root, null);
+  assert.is(scanTree(tmpdir(), new Index(), m, { markers: false }).root, EMPTY_TREE);
 });
 
 test('markers: kept for the writable layer, set aside (unrepresentable) for a view; special files skipped', () => {
@@ -69,10 +70,10 @@ test('markers: kept for the writable layer, set aside (unrepresentable) for a vi
   fs.writeFileSync(join(dir, 'keep'), 'k');
   execFileSync('mkfifo', [join(dir, 'fifo')]);
   const m = new MemTrees();
-  const upper = scanTree(dir, new Map(), m, { markers: true });
+  const upper = scanTree(dir, new Index(), m, { markers: true });
   assert.equal(m.readTree(upper.root!).map((e) => e.name), ['.wh.gone', 'd', 'keep']);
   assert.equal(upper.skipped, ['fifo']);
-  const view = scanTree(dir, new Map(), m, { markers: false });
+  const view = scanTree(dir, new Index(), m, { markers: false });
   assert.equal(m.readTree(view.root!).map((e) => e.name), ['d', 'keep']);
   assert.equal(view.unrepresentable.sort(), ['.wh.gone', 'd/.wh..wh..opq']);
 });
@@ -81,7 +82,7 @@ test('the stat cache: an unchanged file is not hashed again; a changed one is', 
   const dir = tmpdir();
   populate(dir);
   const m = new MemTrees();
-  const first = scanTree(dir, new Map(), m, { markers: false });
+  const first = scanTree(dir, new Index(), m, { markers: false });
   assert.ok(first.hashed >= 9);
   await new Promise((r) => setTimeout(r, 60)); // past the racy window
   const again = scanTree(dir, first.index, m, { markers: false });
@@ -101,7 +102,7 @@ test('a same-size rewrite within the same second is still seen (ctime / racy rul
   const dir = tmpdir();
   fs.writeFileSync(join(dir, 'f'), 'one\n');
   const m = new MemTrees();
-  const a = scanTree(dir, new Map(), m, { markers: false });
+  const a = scanTree(dir, new Index(), m, { markers: false });
   fs.writeFileSync(join(dir, 'f'), 'two\n');
   const b = scanTree(dir, a.index, m, { markers: false });
   assert.is.not(b.root, a.root);
