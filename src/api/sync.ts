@@ -91,8 +91,23 @@ export class WorkspaceBlobs implements BlobSource {
     return undefined;
   }
 
+  /**
+   * The store first when it has the blob (a lookup in memory; finding a file for it may mean listing every file
+   * of the indexes), a file of the view or the writable layer when it does not or its copy is damaged.
+   */
+  private fromStore<T>(oid: string, read: () => T): T | undefined {
+    if (!this.ws.store.objects.has(oid)) return undefined;
+    try { return read(); } catch (e) {
+      if (!(e instanceof ObjectError)) throw e;
+      if (!this.fileFor(oid)) throw e;
+      return undefined;
+    }
+  }
+
   readSmall(oid: string): Buffer | null {
     if (oid === EMPTY_BLOB) return Buffer.alloc(0);
+    const stored = this.fromStore(oid, () => this.ws.store.objects.readSmallBlob(oid));
+    if (stored !== undefined) return stored;
     const s = this.fileFor(oid);
     if (s && !s.link) {
       try {
@@ -105,6 +120,8 @@ export class WorkspaceBlobs implements BlobSource {
   }
 
   read(oid: string): Buffer {
+    const stored = this.fromStore(oid, () => this.ws.store.objects.readType(oid, 'blob'));
+    if (stored !== undefined) return stored;
     const s = this.fileFor(oid);
     if (s) {
       try {

@@ -286,7 +286,12 @@ const NO_STAT: Stat = { mtime: 0, ctime: 0, size: -1, ino: 0 };
 export function saveIndex(file: string, src: TreeSource, root: string | null, index: Index): void {
   // git's racy-clean rule: a stat taken in the same clock tick as the index is written proves nothing.
   const fresh = Date.now() - RACY_MS;
-  const rows: Array<{ name: string; mode: number; oid: string; st: Stat; racy: boolean }> = [];
+  // The columns to write, row by row (plain arrays: no object per row).
+  const names: string[] = [];
+  const codes: number[] = [];
+  const oids: string[] = [];
+  const statsOut: number[] = [];
+  const racyOut: number[] = [];
   const counts: number[] = [];
   const desc: number[] = [];
   let rootCount = 0;
@@ -300,7 +305,7 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
       const d = stack[stack.length - 1];
       if (d.i >= d.entries.length) {
         stack.pop();
-        if (d.row >= 0) desc[d.row] = rows.length - d.row - 1;
+        if (d.row >= 0) desc[d.row] = names.length - d.row - 1;
         continue;
       }
       const entry = d.entries[d.i++];
@@ -313,21 +318,21 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
       const path = d.prefix === '' ? entry.name : d.prefix + '/' + entry.name;
       const code = modeCode(entry.mode);
       const dir = code === DIR_CODE;
-      let st: Stat;
       let racy: boolean;
       if (k >= 0 && (!kept || kept[k])) {
         const b = 4 * k;
-        st = { mtime: base!.stats[b], ctime: base!.stats[b + 1], size: base!.stats[b + 2], ino: base!.stats[b + 3] };
-        racy = base!.racy[k] === 1 || base!.modes[k] !== code || (!dir && base!.oid(k) !== entry.oid);
+        const st = base!.stats;
+        statsOut.push(st[b], st[b + 1], st[b + 2], st[b + 3]);
+        racy = base!.racy[k] === 1 || base!.modes[k] !== code || st[b + 1] >= fresh || (!dir && base!.oid(k) !== entry.oid);
       } else {
         const e = added.get(path);
-        st = e?.stat ?? NO_STAT;
+        const st = e?.stat ?? NO_STAT;
+        statsOut.push(st.mtime, st.ctime, st.size, st.ino);
         // An entry with no stat, or one that does not match the tree, is racy: the next scan hashes it again.
-        racy = !e || e.racy || e.mode !== entry.mode || (!dir && e.oid !== entry.oid);
+        racy = !e || e.racy || e.mode !== entry.mode || st.ctime >= fresh || (!dir && e.oid !== entry.oid);
       }
-      if (st.ctime >= fresh) racy = true;
-      const row = rows.length;
-      rows.push({ name: entry.name, mode: code, oid: entry.oid, st, racy });
+      const row = names.length;
+      names.push(entry.name); codes.push(code); oids.push(entry.oid); racyOut.push(racy ? 1 : 0);
       desc.push(0);
       if (dir) {
         const entries = src.readTree(entry.oid);
@@ -339,9 +344,9 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
       }
     }
   }
-  const n = rows.length;
+  const n = names.length;
   let namesLen = 0;
-  for (const r of rows) namesLen += r.name.length + 1;
+  for (const name of names) namesLen += name.length + 1;
   const size = HEADER + 32 * n + 8 * n + 20 * n + 2 * n + namesLen + 20;
   const buf = Buffer.allocUnsafeSlow(size); // its own ArrayBuffer: offset 0, so the typed views are aligned
   buf.fill(0, 0, HEADER);
@@ -350,21 +355,14 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
   if (root) buf.write(root, 20, 'hex');
   new Uint32Array(buf.buffer, 40, 1)[0] = namesLen;
   let off = HEADER;
-  const stats = new Float64Array(buf.buffer, off, 4 * n); off += 32 * n;
-  const countsA = new Uint32Array(buf.buffer, off, n); off += 4 * n;
-  const descA = new Uint32Array(buf.buffer, off, n); off += 4 * n;
-  const oidOff = off; off += 20 * n;
-  const modeOff = off; off += n;
-  const racyOff = off; off += n;
-  rows.forEach((r, k) => {
-    stats[4 * k] = r.st.mtime; stats[4 * k + 1] = r.st.ctime; stats[4 * k + 2] = r.st.size; stats[4 * k + 3] = r.st.ino;
-    countsA[k] = counts[k];
-    descA[k] = desc[k];
-    buf.write(r.oid, oidOff + 20 * k, 'hex');
-    buf[modeOff + k] = r.mode;
-    buf[racyOff + k] = r.racy ? 1 : 0;
-  });
-  for (const r of rows) { off += buf.write(r.name, off, 'latin1'); buf[off++] = 0; }
+  new Float64Array(buf.buffer, off, 4 * n).set(statsOut); off += 32 * n;
+  new Uint32Array(buf.buffer, off, n).set(counts); off += 4 * n;
+  new Uint32Array(buf.buffer, off, n).set(desc); off += 4 * n;
+  for (let k = 0; k < n; k++) buf.write(oids[k], off + 20 * k, 20, 'hex');
+  off += 20 * n;
+  buf.set(codes, off); off += n;
+  buf.set(racyOut, off); off += n;
+  for (let k = 0; k < n; k++) { off += buf.write(names[k], off, 'latin1'); buf[off++] = 0; }
   createHash('sha1').update(buf.subarray(0, off)).digest().copy(buf, off);
   const tmp = `${file}.tmp${process.pid}`;
   fs.mkdirSync(dirname(file), { recursive: true });

@@ -7,6 +7,7 @@
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { GIT_ENV } from './git.js';
 
@@ -17,7 +18,7 @@ export function hasHttpBackend(): boolean {
 }
 
 export interface GitHttpServer {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (https with `tls`) */
   base: string;
   /** The URL of repository `name` (a directory under root). */
   url(name: string): string;
@@ -29,11 +30,13 @@ export interface GitHttpServer {
 export interface ServeOptions {
   /** Demand these credentials (HTTP basic auth) on every request. */
   auth?: { username: string; password: string };
+  /** Serve https with this key and certificate (PEM). */
+  tls?: { key: string; cert: string };
 }
 
 export async function serveGit(root: string, opts: ServeOptions = {}): Promise<GitHttpServer> {
   const requests: string[] = [];
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
     requests.push(`${req.method} ${u.pathname}`);
     if (opts.auth) {
@@ -95,10 +98,11 @@ export async function serveGit(root: string, opts: ServeOptions = {}): Promise<G
       res.end();
     });
     cgi.on('error', () => { if (!res.headersSent) res.writeHead(500); res.end(); });
-  });
+  };
+  const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   return {
     base,
     url: (name) => `${base}/${name}`,
