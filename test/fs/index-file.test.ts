@@ -102,6 +102,32 @@ test('a tree 3,000 directories deep saves and loads (no recursion, no quadratic 
   assert.is(paths[3000].split('/').length, 3001);
 });
 
+test('changes by path over a loaded index: set wins over the file, delete hides it, a save keeps both', () => {
+  const m = new MemTrees();
+  const root = sample(m);
+  const want = entriesOf(m, root);
+  const loaded = loadIndex(saved(m, root, want), new MemTrees()).index;
+  const changed: IndexEntry = { mode: '100644', oid: want.get('a/x')!.oid, stat: { mtime: 1, ctime: 2, size: 3, ino: 4 }, racy: false };
+  loaded.set('a/x', changed);
+  assert.ok(loaded.delete('a-b'));
+  assert.not.ok(loaded.delete('a-b'), 'already gone');
+  assert.is(loaded.columns, null, 'changed since it was loaded');
+  assert.equal(loaded.get('a/x'), changed);
+  assert.is(loaded.get('a-b'), undefined);
+  assert.is(loaded.has('a.b'), true);
+  const keys = [...loaded.keys()];
+  assert.is(keys.filter((k) => k === 'a/x').length, 1, 'a changed path is listed once');
+  assert.is(keys.length, want.size - 1);
+  // Saved against the tree: a/x keeps its new stat, a-b (no stat now) is racy, the rest as they were.
+  const file2 = indexPath(tmpdir(), 'view');
+  saveIndex(file2, m, root, loaded);
+  const again = loadIndex(file2, new MemTrees()).index;
+  assert.equal(again.get('a/x')!.stat, changed.stat);
+  assert.is(again.get('a-b')!.racy, true);
+  assert.equal(again.get('a.b')!.stat, want.get('a.b')!.stat);
+  assert.is(again.get('a.b')!.racy, false);
+});
+
 test('Columns.fromEntries orders like the tree walk, directories before their entries', () => {
   const m = new MemTrees();
   const root = sample(m);
