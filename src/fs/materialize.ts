@@ -7,9 +7,10 @@
 import * as fs from 'node:fs';
 import type { Change } from '../core/changes.js';
 import { dirname } from '../core/path.js';
-import { walkTree, type Mode, type TreeSource } from '../core/tree.js';
+import { walkTree, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';
 import { GlayerError, UnsafePathError, IoError } from '../errors.js';
-import type { Index } from './index-file.js';
+import type { Index, Stat } from './index-file.js';
+import { FileWriter } from './file-writer.js';
 import { ConfinedDir } from './safe.js';
 
 /** Where blob contents come from (the store, or a file known to hold them). */
@@ -24,6 +25,13 @@ export interface BlobSource {
 
 export interface MaterializeProgress { done: number; total: number }
 
+/** Entries in one subtree from which writing it is worth starting a writer thread (about 30 ms). */
+const THREADED_ENTRIES = 1024;
+
+function statOf(st: fs.Stats): Stat {
+  return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
+}
+
 /** The process umask, read once (it only ever clears permission bits we then set back). */
 const UMASK = process.umask();
 
@@ -36,6 +44,8 @@ export class Materializer {
   /** Paths under root resolved through directory fds opened without following symlinks (safe.ts). */
   private readonly safe: ConfinedDir;
   written = 0;
+  /** Creates the small files of large subtrees on another thread (started by the first such subtree). */
+  private writer: FileWriter | undefined;
 
   constructor(
     private readonly root: string,
@@ -64,6 +74,9 @@ export class Materializer {
         if (this.onProgress && (done % 500 === 0 || done === total)) this.onProgress({ done, total });
       }
     } finally {
+      // The writer thread first: its writes go through the directory fds closed next.
+      await this.writer?.close();
+      this.writer = undefined;
       this.safe.close();
     }
   }
@@ -91,15 +104,51 @@ export class Materializer {
   private async writeDir(rel: string, tree: string): Promise<void> {
     this.checkDir(dirname(rel));
     this.mkdir(rel);
-    for (const { path, entry } of walkTree(this.src, tree, rel)) {
+    const entries = [...walkTree(this.src, tree, rel)];
+    if (entries.length >= THREADED_ENTRIES) return this.writeDirThreaded(entries);
+    for (const { path, entry } of entries) {
       if (entry.mode === '40000') this.mkdir(path);
       else await this.writeEntry(path, entry.mode, entry.oid, true);
     }
   }
 
-  private mkdir(rel: string): void {
-    // Writes are synchronous, so no path handed out earlier is still in use: evicted directory fds can go.
-    this.safe.releasePending();
+  /**
+   * A large subtree: this thread makes the directories and reads the blobs, a FileWriter creates the small
+   * files meanwhile. Directory fds evicted from the cache stay open until the writes handed over are done.
+   */
+  private async writeDirThreaded(entries: ReadonlyArray<{ path: string; entry: TreeEntry }>): Promise<void> {
+    const writer = (this.writer ??= new FileWriter());
+    let failed: { rel: string; err: NodeJS.ErrnoException } | null = null;
+    {
+      for (const { path, entry } of entries) {
+        if (failed) break;
+        if (this.safe.pendingCloses() > 64) { await writer.drain(); this.safe.releasePending(); }
+        if (entry.mode === '40000') { this.mkdir(path, false); continue; }
+        const data = entry.mode === '100644' || entry.mode === '100755' ? this.blobs.readSmall(entry.oid) : null;
+        if (!data) {
+          // Symlinks, large files, submodule entries: the ordinary way, once nothing is in flight.
+          await writer.drain();
+          await this.writeEntry(path, entry.mode, entry.oid, true);
+          continue;
+        }
+        const perm = fileMode(entry.mode);
+        await writer.write(this.safe.path(path), data, perm, (perm & ~UMASK) !== perm, (r) => {
+          if ('code' in r) { failed ??= { rel: path, err: r }; return; }
+          this.written++;
+          this.record(path, entry.mode, entry.oid, r as Stat);
+        });
+      }
+      await writer.drain();
+    }
+    if (failed) {
+      const { rel, err } = failed as { rel: string; err: NodeJS.ErrnoException };
+      throw new IoError(rel, err);
+    }
+  }
+
+  private mkdir(rel: string, release = true): void {
+    // With no write in flight, no path handed out earlier is still in use: evicted directory fds can go.
+    if (release) this.safe.releasePending();
     const abs = this.safe.path(rel);
     // Changed under us (renamed or removed meanwhile): a clear error, not a crash.
     const lstat = (): fs.Stats => { try { return fs.lstatSync(abs); } catch (e) { throw new IoError(rel, e as NodeJS.ErrnoException); } };
@@ -109,7 +158,7 @@ export class Materializer {
       if (!lstat().isDirectory()) throw new UnsafePathError(rel, 'exists and is not a directory');
     }
     this.checked.add(rel);
-    this.record(rel, '40000', '', lstat());
+    this.record(rel, '40000', '', statOf(lstat()));
   }
 
   private async writeEntry(rel: string, mode: Mode, oid: string, parentChecked = false): Promise<void> {
@@ -156,11 +205,11 @@ export class Materializer {
       throw e;
     }
     this.written++;
-    this.record(rel, mode, oid, st);
+    this.record(rel, mode, oid, statOf(st));
   }
 
-  private record(rel: string, mode: Mode, oid: string, st: fs.Stats): void {
+  private record(rel: string, mode: Mode, oid: string, stat: Stat): void {
     // We wrote this content ourselves; saveIndex marks it racy if it is too recent when the index is saved.
-    this.index.set(rel, { mode, oid, stat: { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino }, racy: false });
+    this.index.set(rel, { mode, oid, stat, racy: false });
   }
 }
