@@ -119,27 +119,25 @@ export class Materializer {
   private async writeDirThreaded(entries: ReadonlyArray<{ path: string; entry: TreeEntry }>): Promise<void> {
     const writer = (this.writer ??= new FileWriter());
     let failed: { rel: string; err: NodeJS.ErrnoException } | null = null;
-    {
-      for (const { path, entry } of entries) {
-        if (failed) break;
-        if (this.safe.pendingCloses() > 64) { await writer.drain(); this.safe.releasePending(); }
-        if (entry.mode === '40000') { this.mkdir(path, false); continue; }
-        const data = entry.mode === '100644' || entry.mode === '100755' ? this.blobs.readSmall(entry.oid) : null;
-        if (!data) {
-          // Symlinks, large files, submodule entries: the ordinary way, once nothing is in flight.
-          await writer.drain();
-          await this.writeEntry(path, entry.mode, entry.oid, true);
-          continue;
-        }
-        const perm = fileMode(entry.mode);
-        await writer.write(this.safe.path(path), data, perm, (perm & ~UMASK) !== perm, (r) => {
-          if ('code' in r) { failed ??= { rel: path, err: r }; return; }
-          this.written++;
-          this.record(path, entry.mode, entry.oid, r as Stat);
-        });
+    for (const { path, entry } of entries) {
+      if (failed) break;
+      if (this.safe.pendingCloses() > 64) { await writer.drain(); this.safe.releasePending(); }
+      if (entry.mode === '40000') { this.mkdir(path, false); continue; }
+      const data = entry.mode === '100644' || entry.mode === '100755' ? this.blobs.readSmall(entry.oid) : null;
+      if (!data) {
+        // Symlinks, large files, submodule entries: the ordinary way, once nothing is in flight.
+        await writer.drain();
+        await this.writeEntry(path, entry.mode, entry.oid, true);
+        continue;
       }
-      await writer.drain();
+      const perm = fileMode(entry.mode);
+      await writer.write(this.safe.path(path), data, perm, (perm & ~UMASK) !== perm, (r) => {
+        if ('code' in r) { failed ??= { rel: path, err: r }; return; }
+        this.written++;
+        this.record(path, entry.mode, entry.oid, r as Stat);
+      });
     }
+    await writer.drain();
     if (failed) {
       const { rel, err } = failed as { rel: string; err: NodeJS.ErrnoException };
       throw new IoError(rel, err);
