@@ -35,6 +35,11 @@ export const RACY_MS = 20;
 
 export interface Stat { mtime: number; ctime: number; size: number; ino: number }
 
+/** The fields of an lstat that the index keeps. */
+export function statOf(st: fs.Stats): Stat {
+  return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
+}
+
 export interface IndexEntry {
   mode: Mode;
   /** For a directory: how many entries its tree has (lets a scan keep an unchanged tree without reading it). */

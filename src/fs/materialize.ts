@@ -9,7 +9,7 @@ import type { Change } from '../core/changes.js';
 import { dirname } from '../core/path.js';
 import { walkTree, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';
 import { GlayerError, UnsafePathError, IoError } from '../errors.js';
-import type { Index, Stat } from './index-file.js';
+import { statOf, type Index, type Stat } from './index-file.js';
 import { FileWriter } from './file-writer.js';
 import { ConfinedDir } from './safe.js';
 
@@ -28,9 +28,6 @@ export interface MaterializeProgress { done: number; total: number }
 /** Entries in one subtree from which writing it is worth starting a writer thread (about 30 ms). */
 const THREADED_ENTRIES = 1024;
 
-function statOf(st: fs.Stats): Stat {
-  return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
-}
 
 /** The process umask, read once (it only ever clears permission bits we then set back). */
 const UMASK = process.umask();

@@ -10,7 +10,7 @@ import { join, nameProblem } from '../core/path.js';
 import type { Mode, TreeEntry, TreeSink } from '../core/tree.js';
 import { isReserved } from '../core/whiteout.js';
 import { IoError } from '../errors.js';
-import { Columns, DIR_CODE, Index, MODES, RACY_MS, type IndexEntry, type Stat } from './index-file.js';
+import { Columns, DIR_CODE, Index, MODES, RACY_MS, statOf, type IndexEntry, type Stat } from './index-file.js';
 import { fsPath } from './paths.js';
 
 const CHUNK = 1 << 20;
@@ -66,9 +66,6 @@ interface Frame {
   same: boolean;
 }
 
-function statOf(st: fs.Stats): Stat {
-  return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
-}
 
 /** A directory's names in byte order (the order of the index and of trees), as latin1 strings (a byte a char). */
 function readdir(abs: Buffer, rel: string): string[] {

@@ -197,8 +197,8 @@ class Pack {
     // Deflate output is at most a little larger than its input (zlib's deflateBound), and inflate stops at the
     // end of the stream, so a read of that bound needs no knowledge of where the next entry starts. A command
     // that reads many entries sorts the pack's offsets once and reads each entry's bytes exactly (about half).
-    if (++this.reads > 64) this.entryEnd(offset);
-    const guess = Math.min(this.ends ? this.entryEnd(offset) - start : size + (size >>> 10) + 64, this.packSize - 20 - start);
+    const exact = ++this.reads > 64 || this.ends !== null;
+    const guess = Math.min(exact ? this.entryEnd(offset) - start : size + (size >>> 10) + 64, this.packSize - 20 - start);
     if (guess > 0) {
       const comp = Buffer.allocUnsafe(guess);
       const n = fs.readSync(this.fd, comp, 0, guess, start);
