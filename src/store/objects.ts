@@ -661,7 +661,8 @@ export class ObjectWriter {
  * (about 0.2 ms against 0.03 ms here), and most of it is the window and hash tables: size them to the object.
  */
 function deflateOptions(size: number): zlib.ZlibOptions {
-  if (size >= 32768) return { level: 1 };
+  // zlib's window is at most 2^15: an object of 32,507 bytes or more (size + 262 > 2^15) takes the default.
+  if (size + 262 > 32768) return { level: 1 };
   const windowBits = Math.max(9, Math.ceil(Math.log2(size + 262)));
   return { level: 1, windowBits, memLevel: Math.max(1, Math.min(8, windowBits - 7)) };
 }
