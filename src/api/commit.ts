@@ -37,24 +37,33 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     const union = applyLayer(objects, plan.lowerTree, plan.upperTree, { layer: 'writable layer', clean: store.clean });
     if (union !== plan.viewTree) throw new GlayerError('E_INTERNAL', 'internal error: the writable layer does not reproduce the view; please report this bug', {}, 70);
 
-    const w = objects.writer();
+    let id: string;
     const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');
-    let done = 0;
-    for (const { path, entry } of files) {
-      if (opts.onProgress && (++done % 500 === 0 || done === files.length)) opts.onProgress({ phase: 'commit', done, total: files.length });
-      if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
-      if (objects.has(entry.oid)) continue;
-      const src = plan.blobs.fileFor(entry.oid);
-      if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);
-      const oid = await withDeepPath(src.root, src.rel, (p) => src.link
-        ? w.add('blob', fs.readlinkSync(p, { encoding: 'buffer' }))
-        : w.addFile(p, fs.lstatSync(p).size, entry.oid));
-      if (oid !== entry.oid) throw new ObjectError(entry.oid, `not what ${display(path)} holds now: it changed during the commit; run it again`);
+    // Count what the pack will hold first, so it is written in one pass (its header holds the count).
+    const trees = objects.missingTrees([plan.upperTree, union]);
+    const newBlobs = new Set<string>();
+    for (const { entry } of files) if (!objects.has(entry.oid)) newBlobs.add(entry.oid);
+    const w = objects.writer(newBlobs.size + trees.length + 1);
+    try {
+      let done = 0;
+      for (const { path, entry } of files) {
+        if (opts.onProgress && (++done % 500 === 0 || done === files.length)) opts.onProgress({ phase: 'commit', done, total: files.length });
+        if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
+        if (objects.has(entry.oid)) continue;
+        const src = plan.blobs.fileFor(entry.oid);
+        if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);
+        const oid = await withDeepPath(src.root, src.rel, (p) => src.link
+          ? w.add('blob', fs.readlinkSync(p, { encoding: 'buffer' }))
+          : w.addFile(p, fs.lstatSync(p).size, entry.oid));
+        if (oid !== entry.oid) throw new ObjectError(entry.oid, `not what ${display(path)} holds now: it changed during the commit; run it again`);
+      }
+      for (const data of trees) w.add('tree', data);
+      id = store.makeCommit(w, plan.upperTree, plan.head ? [plan.head] : [], opts.message);
+      w.flush();
+    } catch (e) {
+      w.discard();
+      throw e;
     }
-    objects.persistTrees(w, plan.upperTree);
-    const id = store.makeCommit(w, plan.upperTree, plan.head ? [plan.head] : [], opts.message);
-    objects.persistTrees(w, union);
-    w.flush();
     store.moveStack(id, plan.head);
     store.rememberUnion(id, union);
 

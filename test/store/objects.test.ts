@@ -228,7 +228,7 @@ test('ObjectStore reads loose objects and packs written by native git (OFS_DELTA
   fsck(gitdir);
 });
 
-test('a large blob (> 16 MiB) streams in through addFile and out through writeBlobTo', async () => {
+test('a large blob (> 16 MiB) streams into a pack through addFile and out through writeBlobTo', async () => {
   const gitdir = bareRepo();
   const dir = tmpdir();
   const src = join(dir, 'big.bin');
@@ -247,12 +247,14 @@ test('a large blob (> 16 MiB) streams in through addFile and out through writeBl
   const w = store.writer();
   const oid = await w.addFile(Buffer.from(src), size);
   assert.is(oid, execFileSync('git', ['hash-object', src], { env: GIT_ENV }).toString().trim());
-  assert.is(w.size, 0, 'a large blob is not held in the batch');
-  assert.ok(fs.existsSync(join(gitdir, 'objects', oid.slice(0, 2), oid.slice(2))), 'written loose');
+  assert.is(w.size, 1, 'the blob is in the batch (on disk, in the pack being written)');
   w.flush();
+  assert.is(packFiles(gitdir).length, 1, 'written to a pack');
+  assert.is(looseCount(gitdir), 0);
   assert.is(git(gitdir, ['cat-file', '-t', oid]), 'blob');
   assert.is(git(gitdir, ['cat-file', '-s', oid]), String(size));
   assert.is(store.sizeOf(oid), size);
+  assert.is(store.readSmallBlob(oid), null, 'a large packed blob is streamed, not read whole');
   const out = join(dir, 'out.bin');
   await store.writeBlobTo(oid, Buffer.from(out), 0o644);
   assert.is(fs.statSync(out).size, size);
@@ -261,8 +263,29 @@ test('a large blob (> 16 MiB) streams in through addFile and out through writeBl
   let err: unknown = null;
   try { await store.writeBlobTo(oid, Buffer.from(out), 0o644); } catch (e) { err = e; }
   assert.ok(err && (err as NodeJS.ErrnoException).code === 'EEXIST', String(err));
-  // Adding it again (known oid) writes nothing new.
+  // Adding it again (known oid) writes nothing new, with or without the oid given.
   assert.is(await store.writer().addFile(Buffer.from(src), size, oid), oid);
+  const again = store.writer();
+  assert.is(await again.addFile(Buffer.from(src), size), oid);
+  assert.is(again.size, 0, 'a blob the store has is taken back out of the pack being written');
+  again.flush();
+  assert.is(packFiles(gitdir).length, 1);
+  // A file that is not the size it was said to be (changed while read) is refused, and leaves nothing behind.
+  const bad = store.writer();
+  let refused: unknown = null;
+  try { await bad.addFile(Buffer.from(src), size - 1); } catch (e) { refused = e; }
+  assert.ok(refused instanceof ObjectError && /changed while it was read/.test((refused as Error).message), String(refused));
+  bad.discard();
+  assert.equal(fs.readdirSync(join(gitdir, 'objects', 'pack')).filter((n) => n.startsWith('tmp_')), []);
+  // The same blob written loose by git streams out too.
+  const loose = bareRepo();
+  execFileSync('git', ['--git-dir', loose, 'hash-object', '-w', src], { env: GIT_ENV });
+  const looseStore = new ObjectStore(loose);
+  assert.is(looseStore.readSmallBlob(oid), null, 'a large loose blob is streamed, not read whole');
+  const out2 = join(dir, 'out2.bin');
+  await looseStore.writeBlobTo(oid, Buffer.from(out2), 0o644);
+  assert.is(execFileSync('git', ['hash-object', out2], { env: GIT_ENV }).toString().trim(), oid);
+  looseStore.close();
   fsck(gitdir);
   store.close();
 });
