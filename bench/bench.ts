@@ -20,6 +20,7 @@ import {
   textPool, writeTree, type EditSet, type Manifest, type Workload,
 } from './workload.js';
 import { ChildError, ENV, git, glayer, glayerCli, run, runWithRss, rssMethod, stats, type Stats } from './proc.js';
+import { writeLargeTree, writeRandomFile } from './large.js';
 import { formatSummary, newestProfile, summarize, type ProfileSummary } from './profile.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -61,10 +62,12 @@ function usage(msg: string): never {
 interface Config {
   files: number; top: number; sub: number; layers: number;
   mod: number; del: number; add: number; refresh: number; bigBytes: number;
+  /** Row 8: files and total bytes of the large tree; row 9: bytes of the random file. */
+  treeFiles: number; treeBytes: number; randomBytes: number;
 }
 
-const FULL: Config = { files: 20_000, top: 10, sub: 20, layers: 1000, mod: 1000, del: 100, add: 100, refresh: 100, bigBytes: 1 << 30 };
-const QUICK: Config = { files: 1000, top: 4, sub: 5, layers: 20, mod: 50, del: 5, add: 5, refresh: 5, bigBytes: 24 << 20 };
+const FULL: Config = { files: 20_000, top: 10, sub: 20, layers: 1000, mod: 1000, del: 100, add: 100, refresh: 100, bigBytes: 1 << 30, treeFiles: 40_000, treeBytes: 2 * 2 ** 30, randomBytes: 2 ** 30 };
+const QUICK: Config = { files: 1000, top: 4, sub: 5, layers: 20, mod: 50, del: 5, add: 5, refresh: 5, bigBytes: 24 << 20, treeFiles: 500, treeBytes: 16 << 20, randomBytes: 20 << 20 };
 const SEED = 20240603;
 
 // ---- results ------------------------------------------------------------------------------------------------
@@ -469,6 +472,88 @@ function row7(fx: Fixture, runs: number): Row {
   };
 }
 
+/**
+ * Rows 8 and 9: commit a large tree / one large random file into an empty workspace, against `git add -A && git
+ * commit` of the same in a new repository. Each sample gets fresh hard links to the generated data (untimed), so
+ * both sides read the same page-cached files; the store or repository is removed after each sample. glayer runs
+ * under /usr/bin/time -f %M for its peak RSS.
+ */
+function commitRow(fx: Fixture, runs: number, id: number, label: string, data: string, want: Manifest, rssTarget: number, ratioTarget: number): Row {
+  const method = rssMethod();
+  const rss: number[] = [];
+  let n = 0;
+  const place = (dir: string): void => { run('cp', ['-al', `${data}/.`, dir], { noWrap: true }); };
+  const gc: Sampler = {
+    label: 'glayer commit',
+    sample(): Timing {
+      const ws = join(fx.base, `w${id}-${++fx.seq}`);
+      glayer(fx.base, ['init', ws]);
+      glayer(fx.base, ['-C', ws, 'mount-view']);
+      place(join(ws, 'view'));
+      run('sync', [], { noWrap: true });
+      const r = runWithRss(method, glayerCli.bin, ['-C', ws, 'commit', '-m', label], fx.base);
+      rss.push(r.rssKiB / 1024);
+      if (n++ === 0) {
+        const gd = gitdirOf(ws);
+        const tree = git(['--git-dir', gd, 'rev-parse', 'HEAD^{tree}']).stdout.trim();
+        const ls = git(['--git-dir', gd, 'ls-tree', '-r', tree]).stdout.split('\n').filter(Boolean);
+        const got: Manifest = new Map(ls.map((l) => { const [meta, path] = l.split('\t'); const [mode, , oid] = meta.split(' '); return [path, `${mode} ${oid}`]; }));
+        check(`row ${id}: the layer holds the generated files`, compareManifests(want, got) === '', compareManifests(want, got));
+        const st = glayer(fx.base, ['-C', ws, 'status', '--json']);
+        check(`row ${id}: status is clean after commit`, JSON.stringify(JSON.parse(st.stdout)) === '[]', st.stdout.slice(0, 300));
+        const f = git(['--git-dir', gd, 'fsck', '--strict', '--no-dangling'], { allowFail: true });
+        check(`row ${id}: git fsck --strict on the store`, f.status === 0, (f.stdout + f.stderr).slice(0, 500));
+      }
+      fs.rmSync(ws, { recursive: true, force: true });
+      run('sync', [], { noWrap: true });
+      return { ms: r.ms, cpu: NaN };
+    },
+  };
+  const nc: Sampler = {
+    label: 'git add -A && git commit',
+    sample(): Timing {
+      const repo = join(fx.base, `n${id}-${++fx.seq}`);
+      fs.mkdirSync(repo);
+      git(['init', '-q'], { cwd: repo });
+      git(['config', 'gc.auto', '0'], { cwd: repo });
+      place(repo);
+      run('sync', [], { noWrap: true });
+      const a = git(['add', '-A'], { cwd: repo });
+      const c = git(['commit', '-q', '-m', label], { cwd: repo });
+      fs.rmSync(repo, { recursive: true, force: true });
+      run('sync', [], { noWrap: true });
+      return { ms: a.ms + c.ms, cpu: a.cpu + c.cpu };
+    },
+  };
+  const sides = alternate([gc, nc], Math.min(runs, 3));
+  const peak = Math.max(...rss);
+  const row = ratioRow(id, label, sides, ratioTarget, [
+    `glayer commit peak RSS: ${rss.map((x) => `${x.toFixed(0)} MiB`).join(', ')} (target <= ${rssTarget} MiB; ${method === 'gnu-time' ? '/usr/bin/time -f %M' : 'python3 getrusage'})`,
+  ]);
+  row.target = `<= ${ratioTarget}x, <= ${rssTarget} MiB`;
+  row.met = row.met === true && peak <= rssTarget;
+  return row;
+}
+
+function row8(fx: Fixture, runs: number): Row {
+  const data = join(fx.base, 'tree8');
+  const want = writeLargeTree(data, SEED + 8, fx.cfg.treeFiles, fx.cfg.treeBytes);
+  log(`row 8: generated ${fx.cfg.treeFiles} files, ${(fx.cfg.treeBytes / 2 ** 30).toFixed(2)} GiB`);
+  const size = fx.cfg.treeBytes >= 2 ** 30 ? `${fx.cfg.treeBytes / 2 ** 30} GiB` : `${fx.cfg.treeBytes / 2 ** 20} MiB`;
+  try {
+    return commitRow(fx, runs, 8, `commit of a ${size}, ${fx.cfg.treeFiles}-file tree: time, peak RSS`, data, want, 256, 1.0);
+  } finally { fs.rmSync(data, { recursive: true, force: true }); }
+}
+
+function row9(fx: Fixture, runs: number): Row {
+  const data = join(fx.base, 'random9');
+  const want = writeRandomFile(data, SEED + 9, fx.cfg.randomBytes);
+  const size = fx.cfg.randomBytes >= 2 ** 30 ? `${fx.cfg.randomBytes / 2 ** 30} GiB` : `${fx.cfg.randomBytes / 2 ** 20} MiB`;
+  try {
+    return commitRow(fx, runs, 9, `commit of one ${size} random file`, data, want, 256, 1.0);
+  } finally { fs.rmSync(data, { recursive: true, force: true }); }
+}
+
 // ---- profiling ----------------------------------------------------------------------------------------------
 
 /** Rerun the glayer side of a row once under --cpu-prof and summarize it. */
@@ -585,6 +670,8 @@ async function main(): Promise<number> {
     ws.w6 = join(base, 'w6');
     attempt(7, 'status in an empty workspace', () => row7(fx, opts.runs));
     ws.w7 = join(base, 'w7');
+    attempt(8, 'commit of a large tree', () => row8(fx, opts.runs));
+    attempt(9, 'commit of one large random file', () => row9(fx, opts.runs));
 
     // Every glayer store must pass git fsck --strict.
     for (const [name, dir] of Object.entries(ws)) {

@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import { join, resolve, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GlayerError, ObjectError } from '../errors.js';
-import { ObjectStore, parseTree, type ObjectWriter } from './objects.js';
+import { LARGE_BLOB, ObjectStore, parseTree, type ObjectWriter } from './objects.js';
 import { parseCommit } from './commits.js';
 import { listRefs, readRef, updateRef } from './refs.js';
 
@@ -513,7 +513,7 @@ async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' 
       if (!oid) throw new RemoteError(t.url, `has no ${ref}`);
       out.set(ref, oid);
     }
-    copyObjects(src, dst, [...out.values()], added);
+    await copyObjects(src, dst, [...out.values()], added);
     return out;
   } finally {
     src.close();
@@ -521,54 +521,79 @@ async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' 
   }
 }
 
+/** Raw bytes copied into one pack before the next one starts (packs are written to disk as they grow). */
+const PACK_SPLIT = 1024 * 1024 * 1024;
+
 /**
  * Copy every object reachable from `wants` that `dst` lacks, from `src` to `dst`. The walk stops at objects `dst`
- * has (a store holds everything reachable from what it holds). Objects are re-hashed as they are written.
+ * has (a store holds everything reachable from what it holds). Objects are re-hashed as they are written. Memory
+ * stays bounded: objects go to a pack on disk as they come, and a large blob stored whole is streamed through a
+ * temporary file instead of being read into memory.
  */
-export function copyObjects(src: ObjectStore, dst: ObjectStore, wants: string[], added: string[] = []): number {
+export async function copyObjects(src: ObjectStore, dst: ObjectStore, wants: string[], added: string[] = []): Promise<number> {
   let w: ObjectWriter = dst.writer();
   let pendingBytes = 0;
   let copied = 0;
   const seen = new Set<string>();
-  const add = (oid: string, type: 'commit' | 'tree' | 'blob' | 'tag', data: Buffer): void => {
-    if (w.add(type, data) !== oid) throw new ObjectError(oid, `corrupt in the source repository (its content does not hash to its name)`);
+  const counted = (oid: string, bytes: number): void => {
     added.push(oid);
     copied++;
-    pendingBytes += data.length;
-    if (pendingBytes > 64 * 1024 * 1024) { w.flush(); w = dst.writer(); pendingBytes = 0; }
+    pendingBytes += bytes;
+    if (pendingBytes > PACK_SPLIT) { w.flush(); w = dst.writer(); pendingBytes = 0; }
   };
-  const tree = (oid: string): void => {
+  const add = (oid: string, type: 'commit' | 'tree' | 'blob' | 'tag', data: Buffer): void => {
+    if (w.add(type, data) !== oid) throw new ObjectError(oid, `corrupt in the source repository (its content does not hash to its name)`);
+    counted(oid, data.length);
+  };
+  const blob = async (oid: string): Promise<void> => {
+    const size = src.sizeOf(oid);
+    if (size < LARGE_BLOB) { add(oid, 'blob', src.readType(oid, 'blob')); return; }
+    const tmp = join(dst.objectsDir, `tmp_obj_${process.pid}_${Date.now()}_${Math.random().toString(36).slice(2)}`);
+    try {
+      await src.writeBlobTo(oid, Buffer.from(tmp), 0o600);
+      if (await w.addFile(tmp, fs.statSync(tmp).size) !== oid) throw new ObjectError(oid, `corrupt in the source repository (its content does not hash to its name)`);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+    counted(oid, size);
+  };
+  const tree = async (oid: string): Promise<void> => {
     if (seen.has(oid) || dst.has(oid)) return;
     seen.add(oid);
     const data = src.readType(oid, 'tree');
     for (const e of parseTree(oid, data)) {
       if (e.mode === '160000') continue; // a submodule's commit lives elsewhere
-      if (e.mode === '40000') tree(e.oid);
-      else if (!seen.has(e.oid) && !dst.has(e.oid)) { seen.add(e.oid); add(e.oid, 'blob', src.readType(e.oid, 'blob')); }
+      if (e.mode === '40000') await tree(e.oid);
+      else if (!seen.has(e.oid) && !dst.has(e.oid)) { seen.add(e.oid); await blob(e.oid); }
     }
     add(oid, 'tree', data);
   };
-  const stack = [...wants];
-  while (stack.length) {
-    const oid = stack.pop()!;
-    if (seen.has(oid) || dst.has(oid)) continue;
-    seen.add(oid);
-    const o = src.read(oid);
-    if (o.type === 'tag') {
-      const m = /^object ([0-9a-f]{40})$/m.exec(o.data.toString('latin1'));
-      if (m) stack.push(m[1]);
-    } else if (o.type === 'commit') {
-      const c = parseCommit(oid, o.data);
-      tree(c.tree);
-      stack.push(...c.parents);
-    } else if (o.type === 'tree') {
-      seen.delete(oid);
-      tree(oid);
-      continue;
+  try {
+    const stack = [...wants];
+    while (stack.length) {
+      const oid = stack.pop()!;
+      if (seen.has(oid) || dst.has(oid)) continue;
+      seen.add(oid);
+      const o = src.read(oid);
+      if (o.type === 'tag') {
+        const m = /^object ([0-9a-f]{40})$/m.exec(o.data.toString('latin1'));
+        if (m) stack.push(m[1]);
+      } else if (o.type === 'commit') {
+        const c = parseCommit(oid, o.data);
+        await tree(c.tree);
+        stack.push(...c.parents);
+      } else if (o.type === 'tree') {
+        seen.delete(oid);
+        await tree(oid);
+        continue;
+      }
+      add(oid, o.type, o.data);
     }
-    add(oid, o.type, o.data);
+    w.flush();
+  } catch (e) {
+    w.discard();
+    throw e;
   }
-  w.flush();
   return copied;
 }
 
@@ -609,7 +634,7 @@ export async function pushRef(gitdir: string, t: Transport, req: PushRequest, op
   });
 }
 
-function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }>, req: PushRequest): void {
+async function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }>, req: PushRequest): Promise<void> {
   const dstDir = localGitdir(t.path, t.url);
   // Like git's receive.denyCurrentBranch: never move the checked-out branch of a repository with a work tree
   // (or the current stack of a glayer workspace) under its owner's feet.
@@ -619,7 +644,7 @@ function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }>, req
   const src = new ObjectStore(gitdir);
   const dst = new ObjectStore(dstDir);
   try {
-    copyObjects(src, dst, [req.oid]);
+    await copyObjects(src, dst, [req.oid]);
   } finally {
     src.close();
     dst.close();

@@ -83,19 +83,19 @@ function nativeRepo(base: string, name = 'src.git'): [string, string] {
   return [gd, parent!];
 }
 
-withGit('copyObjects copies what is missing, stops at what the destination has, and re-hashes', () => {
+withGit('copyObjects copies what is missing, stops at what the destination has, and re-hashes', async () => {
   const base = tmpdir();
   const [src, top] = nativeRepo(base);
   const dst = join(base, 'dst.git');
   git(dst, ['init', '--bare', '-q']);
   const s = new ObjectStore(src);
   const d = new ObjectStore(dst);
-  const n = copyObjects(s, d, [top]);
+  const n = await copyObjects(s, d, [top]);
   assert.ok(n > 5, `copied ${n}`);
   git(dst, ['update-ref', 'refs/heads/main', top]);
   fsck(dst);
   assert.is(git(dst, ['rev-list', '--count', top]), '3');
-  assert.is(copyObjects(s, d, [top]), 0);
+  assert.is(await copyObjects(s, d, [top]), 0);
   s.close(); d.close();
 
   // A source object whose content does not hash to its name is refused.
@@ -106,8 +106,37 @@ withGit('copyObjects copies what is missing, stops at what the destination has, 
   const c = commitTree(src, tree, null, 'bad');
   const s2 = new ObjectStore(src);
   const d2 = new ObjectStore(dst);
-  assert.throws(() => copyObjects(s2, d2, [c]), (e: unknown) => e instanceof ObjectError && /does not hash|corrupt/.test((e as Error).message));
+  let refused: unknown = null;
+  try { await copyObjects(s2, d2, [c]); } catch (e) { refused = e; }
+  assert.ok(refused instanceof ObjectError && /does not hash|corrupt/.test((refused as Error).message), String(refused));
   s2.close(); d2.close();
+});
+
+withGit('copyObjects streams a large blob (loose, then packed by git) without reading it whole', async () => {
+  const base = tmpdir();
+  const src = join(base, 'src.git');
+  git(src, ['init', '--bare', '-q']);
+  // 17 MiB (over the 16 MiB that goes through a file) of bytes that do not repeat.
+  const big = Buffer.alloc(17 << 20);
+  for (let i = 0, x = 1; i < big.length; i++) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; big[i] = x >>> 24; }
+  const file = join(base, 'big.bin');
+  fs.writeFileSync(file, big);
+  const blob = git(src, ['hash-object', '-w', file]);
+  const tree = git(src, ['mktree'], `100644 blob ${blob}\tbig.bin\n`);
+  const top = commitTree(src, tree, null, 'big');
+  for (const how of ['loose', 'packed']) {
+    if (how === 'packed') { git(src, ['update-ref', 'refs/heads/main', top]); git(src, ['repack', '-adq']); }
+    const dst = join(base, `dst-${how}.git`);
+    git(dst, ['init', '--bare', '-q']);
+    const s = new ObjectStore(src);
+    const d = new ObjectStore(dst);
+    assert.is(await copyObjects(s, d, [top]), 3, how);
+    s.close(); d.close();
+    assert.is(git(dst, ['cat-file', '-s', blob]), String(big.length), how);
+    git(dst, ['update-ref', 'refs/heads/main', top]);
+    fsck(dst);
+    assert.equal(fs.readdirSync(join(dst, 'objects')).filter((n) => n.startsWith('tmp_')), [], `${how}: no temporary file left`);
+  }
 });
 
 withGit('localGitdir finds a workspace store, a .git directory or a bare repository, else a clear error', () => {
