@@ -642,9 +642,15 @@ export class ObjectWriter {
    */
   async addFile(file: Buffer | string, size: number, expectOid?: string): Promise<string> {
     if (expectOid && (this.holds(expectOid) || this.store.has(expectOid))) return expectOid;
-    if (size < LARGE_BLOB) return this.add('blob', fs.readFileSync(file));
-    return this.toPack().addFile(file, size, (oid) => this.holds(oid) || this.store.has(oid));
+    if (size >= LARGE_BLOB) return this.toPack().addFile(file, size, (oid) => this.holds(oid) || this.store.has(oid));
+    if (!this.pack) return this.add('blob', fs.readFileSync(file));
+    // Going to the pack: read into a scratch buffer kept for the batch (a new buffer per file is garbage that
+    // piles up as external memory until the next collection).
+    if (!this.scratch || this.scratch.length < size) this.scratch = Buffer.allocUnsafe(Math.max(size, 64 * 1024));
+    return this.add('blob', readInto(file, size, this.scratch));
   }
+
+  private scratch: Buffer | null = null;
 
   flush(): void {
     if (this.pack && this.pack.count === 0) {
@@ -681,7 +687,9 @@ export class ObjectWriter {
       const final = pjoin(dir, oid.slice(2));
       const tmp = pjoin(dir, `tmp_obj_${process.pid}_${oid.slice(2, 10)}`);
       const raw = Buffer.concat([Buffer.from(`${o.type} ${o.data.length}\0`, 'latin1'), o.data]);
-      writeSynced(tmp, Buffer.concat(deflateObject(raw)));
+      const parts: Buffer[] = [];
+      deflateObject(raw, (b) => parts.push(Buffer.from(b)));
+      writeSynced(tmp, Buffer.concat(parts));
       fs.renameSync(tmp, final);
     }
   }
@@ -760,7 +768,7 @@ class PackWriter {
     const start = this.end;
     this.crc = 0;
     this.emit(packEntryHeader(TYPE_NUM[type], data.length));
-    for (const piece of deflateObject(data)) this.emit(piece);
+    deflateObject(data, (b) => this.emit(b));
     this.record(Buffer.from(oid, 'hex'), start);
   }
 
@@ -882,14 +890,27 @@ const FRAMED = 256 * 1024;
 const PIECE = 1 << 20;
 const SAMPLE = 16 * 1024;
 
-/** The zlib stream of `data` (level 1, as git writes loose objects), in one or more buffers. */
-function deflateObject(data: Buffer): Buffer[] {
-  if (data.length < FRAMED) return [zlib.deflateSync(data, deflateOptions(data.length))];
-  const out: Buffer[] = [];
-  const z = new ZlibFramer((b) => out.push(b));
+/**
+ * The zlib stream of `data` (level 1, as git writes loose objects), handed to `out` in one or more buffers that
+ * are only valid during the call (copy to keep).
+ */
+function deflateObject(data: Buffer, out: (b: Buffer) => void): void {
+  if (data.length < FRAMED) { out(zlib.deflateSync(data, deflateOptions(data.length))); return; }
+  const z = new ZlibFramer(out);
   z.write(data);
   z.end();
-  return out;
+}
+
+/** A file's first `size` bytes (fewer if it shrank), read into `buf`. */
+function readInto(file: Buffer | string, size: number, buf: Buffer): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    let got = 0;
+    while (got < size) { const n = fs.readSync(fd, buf, got, size - got, got); if (n === 0) break; got += n; }
+    return buf.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
@@ -913,27 +934,16 @@ export function deflateOptions(size: number): zlib.ZlibOptions {
 export class ZlibFramer {
   private a = 1;
   private b = 0;
-  private readonly buf = Buffer.allocUnsafe(PIECE);
-  private n = 0;
-
   constructor(private readonly out: (b: Buffer) => void) {
     out(Buffer.from([0x78, 0x01]));
   }
 
+  /** More bytes of the stream; a piece is at most 1 MiB (any size works: each piece is complete on its own). */
   write(data: Buffer): void {
-    for (let p = 0; p < data.length;) {
-      if (this.n === 0 && data.length - p >= PIECE) { this.piece(data.subarray(p, p + PIECE)); p += PIECE; continue; }
-      const k = Math.min(PIECE - this.n, data.length - p);
-      data.copy(this.buf, this.n, p, p + k);
-      this.n += k;
-      p += k;
-      if (this.n === PIECE) { this.piece(this.buf); this.n = 0; }
-    }
+    for (let p = 0; p < data.length; p += PIECE) this.piece(data.subarray(p, Math.min(p + PIECE, data.length)));
   }
 
   end(): void {
-    if (this.n) this.piece(this.buf.subarray(0, this.n));
-    this.n = 0;
     const tail = Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 0]);
     tail.writeUInt32BE(((this.b << 16) | this.a) >>> 0, 5);
     this.out(tail);
