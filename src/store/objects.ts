@@ -2,7 +2,8 @@
  * Object I/O on node's zlib and crypto. isomorphic-git writes loose objects one by one and inflates with a
  * pure-JS zlib, which costs tens of seconds on trees of tens of thousands of files (see README, Performance);
  * this module reads loose objects and packs (v2 index, ofs/ref deltas) synchronously, writes a batch of
- * objects as one packfile with its index, and streams large blobs as loose objects so memory stays bounded.
+ * objects as one packfile with its index (built on disk as objects are added), and streams large blobs in and
+ * out, so memory stays bounded whatever the size of the data.
  * One ObjectStore serves a whole command and caches parsed trees.
  */
 import { createHash } from 'node:crypto';
@@ -21,7 +22,7 @@ export interface GitObject { type: ObjectType; data: Buffer }
 const TYPE_NUM: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
 const NUM_TYPE: Record<number, ObjectType> = { 1: 'commit', 2: 'tree', 3: 'blob', 4: 'tag' };
 
-/** Blobs at least this large are written and read as streamed loose objects, never held in memory. */
+/** Files at least this large are streamed into a pack in one read, never held in memory. */
 export const LARGE_BLOB = 16 * 1024 * 1024;
 const BASE_CACHE_BYTES = 64 * 1024 * 1024;
 /** Batches with fewer objects than this are written loose; larger ones as one pack. */
