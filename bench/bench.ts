@@ -22,6 +22,7 @@ import {
 import { ChildError, ENV, git, glayer, glayerCli, run, runWithRss, rssMethod, stats, type Stats } from './proc.js';
 import { writeLargeTree, writeRandomFile } from './large.js';
 import { formatSummary, newestProfile, summarize, type ProfileSummary } from './profile.js';
+import { debianTars } from '../test/helpers/debian.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 glayerCli.bin = join(ROOT, 'bin', 'glayer');
@@ -554,6 +555,79 @@ function row9(fx: Fixture, runs: number): Row {
   } finally { fs.rmSync(data, { recursive: true, force: true }); }
 }
 
+// ---- rows 10-11: copy-up of a whole root filesystem ------------------------------------------------------------
+
+/**
+ * Row 10: the first `status` after a whole tree is untarred into an empty view (it hashes the tree and copies
+ * every file up into the writable layer, now by hardlink) against the plain scan: the same status again with the
+ * view's stat cache removed, so that it hashes the whole tree too but has nothing to copy. Row 11: `du` of the
+ * workspace after that first status against `du` of the tree (a second copy of the bytes would make it 2x).
+ * The tree: the Debian minbase root filesystem of the test corpus (test/helpers/debian.ts) in the full bench,
+ * the generated tree where that cannot be built and in --quick.
+ */
+function rows10and11(fx: Fixture, runs: number, tar: string | null): Row[] {
+  const what = tar ? 'the Debian minbase root filesystem' : `the generated ${fx.cfg.files}-file tree`;
+  const du = (...dirs: string[]): number => Number(run('du', ['-sk', '--total', ...dirs], { noWrap: true }).stdout.trim().split('\n').pop()!.split('\t')[0]);
+  const fresh = (): { ws: string; view: string } => {
+    const ws = join(fx.base, 'w10', `s${++fx.seq}`);
+    glayer(fx.base, ['init', ws]);
+    glayer(fx.base, ['-C', ws, 'mount-view']);
+    const view = join(ws, 'view');
+    if (tar) run('tar', ['--numeric-owner', '-xpf', tar, '-C', view], { noWrap: true });
+    else run('cp', ['-a', `${fx.src}/.`, view], { noWrap: true });
+    run('sync', [], { noWrap: true });
+    return { ws, view };
+  };
+  const done = (ws: string): void => { fs.rmSync(ws, { recursive: true, force: true }); run('sync', [], { noWrap: true }); };
+  const treeMiB: number[] = [];
+  const wsMiB: number[] = [];
+  let firstOut: string | null = null;
+  let n = 0;
+  const first: Sampler = {
+    label: 'glayer status, first after the untar',
+    sample(): Timing {
+      const { ws, view } = fresh();
+      const tree = du(view);
+      const r = glayer(fx.base, ['-C', ws, 'status']);
+      treeMiB.push(tree / 1024);
+      wsMiB.push(du(ws) / 1024);
+      if (n++ === 0) {
+        firstOut = r.stdout;
+        check('row 10: the first status lists the tree', r.stdout.split('\n').length > fx.cfg.files / 20, `${r.stdout.split('\n').length} lines`);
+        const again = glayer(fx.base, ['-C', ws, 'status']);
+        check('row 10: status again gives the same changes', again.stdout === r.stdout);
+      }
+      done(ws);
+      return r;
+    },
+  };
+  let m = 0;
+  const plain: Sampler = {
+    label: 'glayer status again, view index removed (the plain scan)',
+    sample(): Timing {
+      const { ws } = fresh();
+      glayer(fx.base, ['-C', ws, 'status']);
+      fs.rmSync(join(ws, '.glayer', 'glayer', 'view.index'));
+      run('sync', [], { noWrap: true });
+      const r = glayer(fx.base, ['-C', ws, 'status']);
+      if (m++ === 0 && firstOut !== null) check('row 10: the plain scan lists the same changes', r.stdout === firstOut);
+      done(ws);
+      return r;
+    },
+  };
+  const sides = alternate([first, plain], runs);
+  const r10 = ratioRow(10, `first status after untarring ${what} into an empty view`, sides, 1.5);
+  const ws = { label: 'workspace (du)', stats: stats(wsMiB) };
+  const tree = { label: 'the tree (du)', stats: stats(treeMiB) };
+  const ratio = ws.stats.median / tree.stats.median;
+  const r11: Row = {
+    id: 11, operation: `disk use of the workspace after that status, against ${what}`, unit: 'MiB',
+    glayer: ws, anchor: tree, extra: [], ratio, target: '<= 1.05x', met: ratio <= 1.05,
+    notes: [`measured by du -sk (each inode counted once) in each of row 10's first-status samples`],
+  };
+  return [r10, r11];
+}
+
 // ---- profiling ----------------------------------------------------------------------------------------------
 
 /** Rerun the glayer side of a row once under --cpu-prof and summarize it. */
@@ -672,6 +746,13 @@ async function main(): Promise<number> {
     ws.w7 = join(base, 'w7');
     attempt(8, 'commit of a large tree', () => row8(fx, opts.runs));
     attempt(9, 'commit of one large random file', () => row9(fx, opts.runs));
+    if (want(10) || want(11)) {
+      const tars = opts.quick ? null : await debianTars((l) => log(l.trim()));
+      if (typeof tars === 'string') log(`rows 10-11: the Debian corpus cannot be built (${tars}); using the generated tree`);
+      let r1011: Row[] = [];
+      attempt(10, 'first status after an untar', () => { r1011 = rows10and11(fx, opts.runs, tars && typeof tars !== 'string' ? tars.minbase : null); return r1011[0]; });
+      if (r1011.length && want(11)) { rows.push(r1011[1]); log(`row 11: workspace ${cell(r1011[1].glayer, 'MiB')}, tree ${cell(r1011[1].anchor, 'MiB')}, ${r1011[1].met ? 'met' : 'NOT met'}`); }
+    }
 
     // Every glayer store must pass git fsck --strict.
     for (const [name, dir] of Object.entries(ws)) {

@@ -10,13 +10,10 @@
 import * as fs from 'node:fs';
 import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
-import { diffTrees } from '../core/changes.js';
 import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display } from '../errors.js';
-import { indexPath, saveIndex } from '../fs/index-file.js';
-import { Materializer } from '../fs/materialize.js';
 import { withDeepPath } from '../fs/paths.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { planSync, saveView, writeView } from './sync.js';
+import { emptyUpper, planSync, saveView, writeView } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface CommitOptions extends WorkspaceOptions {
@@ -69,10 +66,7 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
 
     // The layer is safe in the store. Bring the view up to date, then empty the writable layer.
     await writeView(ws, plan, opts);
-    if (plan.upperNow !== EMPTY_TREE) {
-      await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex).apply(diffTrees(objects, plan.upperNow, null));
-    }
-    saveIndex(indexPath(ws.gitdir, 'upper'), objects, null, plan.upperIndex);
+    await emptyUpper(ws, plan);
     saveView(ws, plan);
     ws.writeState({ ...plan.state, lower: id });
     return { id, parent: plan.head, warnings: plan.warnings };

@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { diffTrees } from '../core/changes.js';
 import { GlayerError, TargetNotEmptyError, UnsafePathError, IoError } from '../errors.js';
+import { EMPTY_TREE } from '../core/tree.js';
+import { LinkPartner, unshare } from '../fs/copy-up.js';
 import { Index, indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
 import { withWorkspace } from '../workspace/workspace.js';
@@ -67,8 +69,13 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
     fs.writeFileSync(pending, target + '\n');
     fs.mkdirSync(staging);
     const index = new Index();
+    // The view left behind keeps its files, but no longer as the writable layer's: an edit there must not reach
+    // the workspace (copy-up.ts shares a path's file between the view and the writable layer).
+    const old = state.view !== null && fs.existsSync(state.view) ? state.view : null;
+    const unshared = old ? unshare(ws.upper, s.upperIndex, old, ws.stateDir) : 0;
+    const partner = new LinkPartner(ws.upper, s.upperIndex, parent);
     try {
-      const m = new Materializer(staging, ws.store.objects, s.blobs, index, opts.onProgress && ((p) => opts.onProgress!({ phase: 'write', ...p })));
+      const m = new Materializer(staging, ws.store.objects, s.blobs, index, opts.onProgress && ((p) => opts.onProgress!({ phase: 'write', ...p })), partner);
       await m.apply(diffTrees(ws.store.objects, null, s.viewTree));
       written = m.written;
       // Swap into place: an empty target is replaced by rename; a forced one has its old contents moved out first.
@@ -86,6 +93,7 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
       throw e;
     }
     saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, s.viewTree, index);
+    if (unshared || partner.touched) saveIndex(indexPath(ws.gitdir, 'upper'), ws.store.objects, s.upperTree === EMPTY_TREE ? null : s.upperTree, s.upperIndex);
     fs.rmSync(pending, { force: true });
     const detached = state.view !== null && !samePath(state.view, target) && fs.existsSync(state.view) ? state.view : null;
     ws.writeState({ ...s.state, view: target, lower: s.head });

@@ -24,6 +24,7 @@ import { EMPTY_BLOB, EMPTY_TREE, lookup, sameEntry, type TreeEntry } from '../co
 import { applyLayer } from '../core/union.js';
 import { OPAQUE_MARKER } from '../core/whiteout.js';
 import { hashObject } from '../core/hash.js';
+import { LinkPartner } from '../fs/copy-up.js';
 import { indexPath, loadIndex, saveIndex, type Index } from '../fs/index-file.js';
 import { Materializer, type BlobSource } from '../fs/materialize.js';
 import { withDeepPath, withDeepPathSync } from '../fs/paths.js';
@@ -58,6 +59,13 @@ export interface SyncPlan extends Synced {
   /** What the view holds now (V1; null: no view) and whether its index must be saved. */
   viewNow: string | null;
   viewDirty: boolean;
+  /**
+   * Each side as the other's partner (copy-up.ts): writing the writable layer shares the view's files at the
+   * same paths, writing the view shares the writable layer's. Null without a view.
+   */
+  shared: { view: LinkPartner; upper: LinkPartner } | null;
+  /** Files each scan had to read and hash (the rest were proved unchanged by the stat caches). */
+  hashed: { upper: number; view: number };
 }
 
 /** Blob contents for writing: files of the view and the upper known to hold them, else the store. */
@@ -138,7 +146,9 @@ export class WorkspaceBlobs implements BlobSource {
     if (s && !s.link) {
       try {
         const ok = await withDeepPath(s.root, s.rel, (p) => {
-          fs.copyFileSync(p, dest, fs.constants.COPYFILE_EXCL);
+          // Another path's file (the same path is shared by the Materializer's partner): a copy-on-write clone
+          // where the file system has reflinks, else a copy.
+          fs.copyFileSync(p, dest, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
           return hashFile(dest, fs.statSync(dest).size) === oid;
         });
         if (ok) return;
@@ -253,6 +263,10 @@ export function planSync(ws: Workspace): SyncPlan {
     upperDirty: upperScan.restat > 0 || U1 !== (upperPrev.root ?? EMPTY_TREE) || Ustar !== U1,
     viewNow: V1,
     viewDirty: viewScan !== null && (viewScan.restat > 0 || V1 !== V0 || Vstar !== V1),
+    hashed: { upper: upperScan.hashed, view: viewScan?.hashed ?? 0 },
+    shared: viewScan && state.view
+      ? { view: new LinkPartner(state.view, viewScan.index, ws.upper), upper: new LinkPartner(ws.upper, upperScan.index, state.view) }
+      : null,
   };
 }
 
@@ -260,7 +274,7 @@ export function planSync(ws: Workspace): SyncPlan {
 export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions = {}): Promise<number> {
   if (plan.viewIndex && plan.state.view && plan.viewNow !== null && plan.viewTree !== plan.viewNow) {
     const progress = opts.onProgress && ((p: { done: number; total: number }) => opts.onProgress!({ phase: 'view', ...p }));
-    const m = new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress);
+    const m = new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress, plan.shared?.upper);
     await m.apply(diffTrees(ws.store.objects, plan.viewNow, plan.viewTree));
     return m.written;
   }
@@ -269,18 +283,27 @@ export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions
 
 /** Save what a plan says the view holds now (after writeView). */
 export function saveView(ws: Workspace, plan: SyncPlan): void {
-  if (plan.viewIndex && plan.viewDirty) saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, plan.viewTree, plan.viewIndex);
+  if (plan.viewIndex && (plan.viewDirty || plan.shared?.view.touched)) saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, plan.viewTree, plan.viewIndex);
+}
+
+/** Empty the writable layer after a commit (its files' names in the view stay, with their index entries right). */
+export async function emptyUpper(ws: Workspace, plan: SyncPlan): Promise<void> {
+  if (plan.upperNow !== EMPTY_TREE) {
+    await new Materializer(ws.upper, ws.store.objects, plan.blobs, plan.upperIndex, undefined, plan.shared?.view).apply(diffTrees(ws.store.objects, plan.upperNow, null));
+  }
+  saveIndex(indexPath(ws.gitdir, 'upper'), ws.store.objects, null, plan.upperIndex);
 }
 
 export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<Synced & { viewWritten: number }> {
   const plan = planSync(ws);
   const objects = ws.store.objects;
   // 5. Write what differs: the upper first (it is what a commit reads), then the view.
+  // A copy-up shares the view's file (copy-up.ts): no second copy of the bytes, and no free space needed.
   if (plan.upperTree !== plan.upperNow) {
-    await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex).apply(diffTrees(objects, plan.upperNow, plan.upperTree));
+    await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex, undefined, plan.shared?.view).apply(diffTrees(objects, plan.upperNow, plan.upperTree));
   }
   const viewWritten = await writeView(ws, plan, opts);
-  if (plan.upperDirty) saveIndex(indexPath(ws.gitdir, 'upper'), objects, plan.upperTree === EMPTY_TREE ? null : plan.upperTree, plan.upperIndex);
+  if (plan.upperDirty || plan.shared?.upper.touched) saveIndex(indexPath(ws.gitdir, 'upper'), objects, plan.upperTree === EMPTY_TREE ? null : plan.upperTree, plan.upperIndex);
   saveView(ws, plan);
   const before = ws.readState();
   if (before.lower !== plan.head || before.view !== plan.state.view) {

@@ -10,6 +10,7 @@ import { dirname } from '../core/path.js';
 import { walkTree, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';
 import { GlayerError, UnsafePathError, IoError } from '../errors.js';
 import { statOf, type Index, type Stat } from './index-file.js';
+import type { LinkPartner } from './copy-up.js';
 import { FileWriter } from './file-writer.js';
 import { ConfinedDir } from './safe.js';
 
@@ -50,6 +51,11 @@ export class Materializer {
     private readonly blobs: BlobSource,
     private readonly index: Index,
     private readonly onProgress?: (p: MaterializeProgress) => void,
+    /**
+     * The other side (view or writable layer): a file it holds at the same path is shared (copy-up.ts), not
+     * copied, and its index follows what removing a shared name here does to its files' ctime.
+     */
+    private readonly partner?: LinkPartner,
   ) {
     this.safe = new ConfinedDir(root);
   }
@@ -75,6 +81,7 @@ export class Materializer {
       await this.writer?.close();
       this.writer = undefined;
       this.safe.close();
+      this.partner?.close();
     }
   }
 
@@ -87,6 +94,14 @@ export class Materializer {
 
   private remove(rel: string, dirTree: string | null): void {
     this.checkDir(dirname(rel));
+    // The files removed and their inodes: one shared with the partner changes its ctime (copy-up.ts).
+    let removed: Array<{ rel: string; ino: number }> | null = null;
+    if (this.partner) {
+      removed = [];
+      const paths = dirTree ? [...walkTree(this.src, dirTree, rel)].filter((w) => w.entry.mode !== '40000').map((w) => w.path) : [rel];
+      for (const p of paths) { const e = this.index.get(p); if (e && e.mode !== '40000') removed.push({ rel: p, ino: e.stat.ino }); }
+    }
+    const since = Date.now();
     try {
       this.safe.removeTree(rel);
     } catch (e) {
@@ -96,6 +111,7 @@ export class Materializer {
     this.checked.delete(rel);
     this.index.delete(rel);
     if (dirTree) for (const { path } of walkTree(this.src, dirTree, rel)) { this.index.delete(path); this.checked.delete(path); }
+    if (removed?.length) this.partner!.unlinked(removed, since);
   }
 
   private async writeDir(rel: string, tree: string): Promise<void> {
@@ -120,6 +136,7 @@ export class Materializer {
       if (failed) break;
       if (this.safe.pendingCloses() > 64) { await writer.drain(); this.safe.releasePending(); }
       if (entry.mode === '40000') { this.mkdir(path, false); continue; }
+      if (this.shareFromPartner(path, entry.mode, entry.oid)) continue;
       const data = entry.mode === '100644' || entry.mode === '100755' ? this.blobs.readSmall(entry.oid) : null;
       if (!data) {
         // Symlinks, large files, submodule entries: the ordinary way, once nothing is in flight.
@@ -165,6 +182,8 @@ export class Materializer {
       if (mode === '120000') {
         fs.symlinkSync(this.blobs.read(oid), abs);
         st = fs.lstatSync(abs);
+      } else if (this.shareFromPartner(rel, mode, oid, abs)) {
+        return;
       } else {
         const perm = fileMode(mode);
         const data = this.blobs.readSmall(oid);
@@ -203,8 +222,25 @@ export class Materializer {
     this.record(rel, mode, oid, statOf(st));
   }
 
-  private record(rel: string, mode: Mode, oid: string, stat: Stat): void {
+  /** Make `rel` share the partner's file at the same path when it holds the blob (copy-up.ts): true if done. */
+  private shareFromPartner(rel: string, mode: Mode, oid: string, abs?: Buffer): boolean {
+    if (!this.partner || (mode !== '100644' && mode !== '100755')) return false;
+    let shared;
+    try {
+      shared = this.partner.share(rel, mode, oid, abs ?? this.safe.path(rel), this.index);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code && !(e instanceof GlayerError)) throw new IoError(rel, e as NodeJS.ErrnoException);
+      throw e;
+    }
+    if (!shared) return false;
+    // The mode is the partner's (the same inode): it was checked to match, and is never chmodded here.
+    this.written++;
+    this.record(rel, mode, oid, shared.stat, shared.racy);
+    return true;
+  }
+
+  private record(rel: string, mode: Mode, oid: string, stat: Stat, racy = false): void {
     // We wrote this content ourselves; saveIndex marks it racy if it is too recent when the index is saved.
-    this.index.set(rel, { mode, oid, stat, racy: false });
+    this.index.set(rel, { mode, oid, stat, racy });
   }
 }
