@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
+import { applyManifest, formatManifest, parseManifest } from '../core/meta.js';
 import { diffTrees } from '../core/changes.js';
 import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display } from '../errors.js';
 import { indexPath, saveIndex } from '../fs/index-file.js';
@@ -36,13 +37,20 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     // The new union is the view; check the engine agrees before anything is written.
     const union = applyLayer(objects, plan.lowerTree, plan.upperTree, { layer: 'writable layer', clean: store.clean });
     if (union !== plan.viewTree) throw new GlayerError('E_INTERNAL', 'internal error: the writable layer does not reproduce the view; please report this bug', {}, 70);
+    // And its manifest the view's metadata.
+    const unionMeta = applyManifest(objects, plan.lowerTree, plan.lowerMeta, plan.upperTree, plan.upperMeta ? parseManifest(plan.upperMeta) : null, union, 'writable layer');
+    if (formatManifest(unionMeta)?.toString('latin1') !== formatManifest(plan.viewMeta)?.toString('latin1')) {
+      throw new GlayerError('E_INTERNAL', "internal error: the writable layer's manifest does not reproduce the view's metadata; please report this bug", {}, 70);
+    }
 
     const w = objects.writer();
+    const metaOid = plan.upperMeta ? w.add('blob', plan.upperMeta) : null;
     const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');
     let done = 0;
     for (const { path, entry } of files) {
       if (opts.onProgress && (++done % 500 === 0 || done === files.length)) opts.onProgress({ phase: 'commit', done, total: files.length });
       if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
+      if (entry.oid === metaOid) continue;
       if (objects.has(entry.oid)) continue;
       const src = plan.blobs.fileFor(entry.oid);
       if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);
@@ -57,6 +65,7 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     w.flush();
     store.moveStack(id, plan.head);
     store.rememberUnion(id, union);
+    store.rememberUnionManifest(id, plan.viewMeta);
 
     // The layer is safe in the store. Bring the view up to date, then empty the writable layer.
     await writeView(ws, plan, opts);

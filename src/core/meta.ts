@@ -504,3 +504,69 @@ export function manifestDelta(
   }
   return out;
 }
+
+// ---- the workspace: view, writable layer --------------------------------------------------------------------
+
+/**
+ * Merge the metadata of the two sides of a reconcile, as sync.ts merges their trees: the view's changes
+ * (V0m -> V1m: `viewChanged`) stand; the writable layer's and the stack's (V0m -> Mu) are brought in for paths
+ * the view did not touch (`viewTouched`: its content changed there, or above or below). `onClash` hears of a
+ * path both changed differently (the view's record wins).
+ */
+export function mergeManifests(
+  v0m: Manifest, v1m: Manifest, viewChanged: ReadonlySet<string>, mu: Manifest, viewTouched: (p: string) => boolean, onClash: (p: string) => void,
+): Manifest {
+  if (mu === v0m) return v1m;
+  let out = v1m;
+  const apply = (p: string): void => {
+    const r = mu.get(p);
+    if (viewChanged.has(p) || viewTouched(p)) {
+      if (viewChanged.has(p) && !sameRecord(v1m.get(p), r)) onClash(p);
+      return;
+    }
+    if (out === v1m) out = new Map(v1m);
+    if (r) out.set(p, r); else out.delete(p);
+  };
+  for (const [p, r] of mu) if (!sameRecord(r, v0m.get(p))) apply(p);
+  for (const p of v0m.keys()) if (!mu.has(p)) apply(p);
+  return out;
+}
+
+/** A tree with the manifest blob `oid` at its root (or without one: `oid` null). */
+export function withManifest(sink: TreeSource & { writeTree(entries: readonly TreeEntry[]): string }, tree: string, oid: string | null): string {
+  const entries = sink.readTree(tree).filter((e) => e.name !== META_NAME);
+  if (oid) {
+    entries.push({ name: META_NAME, mode: '100644', oid });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+  return sink.writeTree(entries);
+}
+
+/** A path of a directory to bring to its record (fs/apply-meta.ts). */
+export interface MetaChange { path: string; entry: TreeEntry; record: MetaRecord | null; old: MetaRecord | null }
+
+/**
+ * What to apply to a directory holding `tree` whose metadata goes from `from` to `to`, after `written` (changes
+ * whose new side was just written, with the defaults) were made: every path whose record changed, and every
+ * path with a record at or below a written one.
+ */
+export function metaChanges(src: TreeSource, tree: string, from: Manifest, to: Manifest, written: ReadonlyArray<{ path: string; new: TreeEntry | null }>): MetaChange[] {
+  const out: MetaChange[] = [];
+  if (from.size === 0 && to.size === 0) return out;
+  const fresh = new Set(written.filter((c) => c.new).map((c) => c.path));
+  const isFresh = (p: string): boolean => {
+    if (fresh.size === 0 || p === '.') return false;
+    for (let a = p; ; a = dirname(a)) { if (fresh.has(a)) return true; if (a === '' || !a.includes('/')) return false; }
+  };
+  const add = (p: string): void => {
+    const entry = p === '.' ? { name: '', mode: '40000' as Mode, oid: tree } : lookup(src, tree, p);
+    if (!entry) return;
+    const f = isFresh(p);
+    const record = to.get(p) ?? null;
+    if (f && !record) return;
+    out.push({ path: p, entry, record, old: f ? null : from.get(p) ?? null });
+  };
+  for (const [p, r] of to) if (!sameRecord(r, from.get(p)) || isFresh(p)) add(p);
+  for (const p of from.keys()) if (!to.has(p)) add(p);
+  return out;
+}

@@ -26,7 +26,7 @@ function entriesOf(m: MemTrees, root: string): Map<string, IndexEntry> {
   const out = new Map<string, IndexEntry>();
   let ino = 100;
   for (const { path, entry } of walkTree(m, root)) {
-    out.set(path, { mode: entry.mode, oid: entry.oid, stat: { mtime: 1.5e12 + ino, ctime: 1.6e12 + ino, size: ino * 3, ino: ino++ }, racy: false });
+    out.set(path, { mode: entry.mode, oid: entry.oid, stat: { mtime: 1.5e12 + ino, ctime: 1.6e12 + ino, size: ino * 3, ino: ino, mode: 0o100600 + (ino % 7), uid: 1000 + ino, gid: ino++ }, racy: false });
   }
   return out;
 }
@@ -107,7 +107,7 @@ test('changes by path over a loaded index: set wins over the file, delete hides 
   const root = sample(m);
   const want = entriesOf(m, root);
   const loaded = loadIndex(saved(m, root, want), new MemTrees()).index;
-  const changed: IndexEntry = { mode: '100644', oid: want.get('a/x')!.oid, stat: { mtime: 1, ctime: 2, size: 3, ino: 4 }, racy: false };
+  const changed: IndexEntry = { mode: '100644', oid: want.get('a/x')!.oid, stat: { mtime: 1, ctime: 2, size: 3, ino: 4, mode: 0o100644, uid: 5, gid: 6 }, racy: false };
   loaded.set('a/x', changed);
   assert.ok(loaded.delete('a-b'));
   assert.not.ok(loaded.delete('a-b'), 'already gone');
