@@ -109,6 +109,8 @@ export function applyMeta(root: string, index: Index, targets: readonly MetaTarg
     }
     // 3. Owner first (a chown clears setuid bits), then permission bits, then xattrs.
     for (const t of sorted) {
+      // A second name of a file has the file's metadata: its group's first path has the record that counts.
+      if (t.record?.link !== undefined) continue;
       const r = t.record ?? {};
       const p = at(t.path);
       const symlink = t.entry.mode === '120000';
@@ -136,7 +138,7 @@ export function applyMeta(root: string, index: Index, targets: readonly MetaTarg
     // 4. mtimes last: linking and making devices changed their directories' mtimes.
     for (const t of sorted) {
       const m = t.record?.mtime;
-      if (m === undefined) continue;
+      if (m === undefined || t.record?.link !== undefined) continue;
       const s = mtimeSeconds(m);
       fs.lutimesSync(at(t.path), s, s);
     }
