@@ -165,4 +165,18 @@ test('a scan against a loaded index keeps every unchanged entry and hashes only 
   assert.is.not(third.root, first.root);
 });
 
+test('the metadata manifest and each entry\'s st_mode, uid and gid are saved with the index', () => {
+  const m = new MemTrees();
+  const root = build(m, { a: { x: '1' }, b: '2' });
+  const want = entriesOf(m, root);
+  const file = join(tmpdir(), 'meta.index');
+  const meta = Buffer.from('# glayer metadata 1\nb mode=600\n');
+  saveIndex(file, m, root, new Index(null, null, want), meta);
+  const loaded = loadIndex(file, new MemTrees());
+  assert.equal(loaded.meta, meta);
+  for (const [p, e] of want) assert.equal(loaded.index.get(p)!.stat, e.stat, p);
+  saveIndex(file, m, root, new Index(null, null, want));
+  assert.is(loadIndex(file, new MemTrees()).meta, null);
+});
+
 test.run();
