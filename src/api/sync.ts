@@ -213,7 +213,7 @@ export function planSync(ws: Workspace): SyncPlan {
   const Vu = applyLayer(objects, lowerTree, U1, { layer: 'writable layer', clean: store.clean });
   const lowerMeta = store.unionManifest(head);
   const upperOwn = readUpperManifest(ws, U1);
-  const Mu = applyManifest(objects, lowerTree, lowerMeta, U1, upperOwn, Vu, 'writable layer');
+  const Mu = applyManifest(objects, lowerTree, lowerMeta, U1, upperOwn, Vu, 'writable layer', true);
 
   let viewScan: ReturnType<typeof scanTree> | null = null;
   let V1: string | null = null;

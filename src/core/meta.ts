@@ -422,11 +422,14 @@ function dropped(h: Holding, path: string): boolean {
  * The union's manifest after one layer (docs/metadata.md, "Through the union"): `lowerMeta` is the manifest of
  * the union `lower`, `delta` the layer's tree and `layerMeta` its parsed manifest (null or empty: none),
  * `result` the union tree after the layer (union.ts's applyLayer). Records are kept normalized
- * (normalizeRecord). Refuses a record the layer cannot have with InvalidLayerError naming the layer and the path.
- * Returns `lowerMeta` itself when the layer changes nothing of it.
+ * (normalizeRecord). Refuses a record the layer cannot have with InvalidLayerError naming the layer and the path;
+ * `lenient` (the writable layer, which people edit by hand: a file removed there takes its record's sense with
+ * it) drops such a record instead, or its broken `link=`. Returns `lowerMeta` itself when the layer changes
+ * nothing of it.
  */
 export function applyManifest(
   src: TreeSource, lower: string | null, lowerMeta: Manifest, delta: string, layerMeta: Manifest | null, result: string, layer: string,
+  lenient = false,
 ): Manifest {
   const own = layerMeta ?? new Map<string, MetaRecord>();
   if (lowerMeta.size === 0 && own.size === 0) return lowerMeta;
@@ -438,9 +441,15 @@ export function applyManifest(
     for (const [p, r] of lowerMeta) if (!dropped(h, p)) out.set(p, r);
   }
   if (own.size === 0 && out === lowerMeta) return lowerMeta;
-  const bad = (p: string, why: string): never => { throw new InvalidLayerError(layer, p === '.' ? '' : p, `${META_NAME}: ${why}`); };
+  class Skip {}
+  const bad = (p: string, why: string): never => {
+    if (lenient) throw new Skip();
+    throw new InvalidLayerError(layer, p === '.' ? '' : p, `${META_NAME}: ${why}`);
+  };
   const entryOf = (p: string): TreeEntry | null => (p === '.' ? { name: '', mode: '40000', oid: result } : lookup(src, result, p));
-  for (const [p, r] of own) {
+  for (const [p, given] of own) {
+    let r = given;
+    try {
     const held = h.full.get(p) ?? h.merged.get(p);
     let entry: TreeEntry | null | undefined = held;
     if (!held) {
@@ -452,11 +461,20 @@ export function applyManifest(
     if (problem) bad(p, problem);
     if (r.link !== undefined) {
       const target = entryOf(r.link);
-      if (!target) bad(p, `link=${JSON.stringify(r.link)}: that path is not in the union`);
-      if (!sameEntry(target, entry)) bad(p, `link=${JSON.stringify(r.link)}: that path does not hold the same file`);
+      try {
+        if (!target) bad(p, `link=${JSON.stringify(r.link)}: that path is not in the union`);
+        if (!sameEntry(target, entry)) bad(p, `link=${JSON.stringify(r.link)}: that path does not hold the same file`);
+      } catch (e) {
+        if (!(e instanceof Skip)) throw e;
+        const { link: _, ...rest } = r;
+        r = rest;
+      }
     }
     const n = normalizeRecord(r, entry!.mode);
     if (n) out.set(p, n); else out.delete(p);
+    } catch (e) {
+      if (!(e instanceof Skip)) throw e;
+    }
   }
   // Links of lower layers whose two sides no longer hold the same file are dropped (as copy-up breaks them).
   for (const [p, r] of out) {

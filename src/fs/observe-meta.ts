@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import { formatMtime, normalizeRecord, sameRecord, type Manifest, type MetaRecord } from '../core/meta.js';
 import { dirname } from '../core/path.js';
-import { lookup, type TreeSource } from '../core/tree.js';
+import { lookup, type Mode, type TreeSource } from '../core/tree.js';
 import type { Change } from '../core/changes.js';
 import { fsPath } from './paths.js';
 import type { Observed } from './scan.js';
@@ -76,6 +76,7 @@ export function observeView(
   }
   if (observed.size === 0) return { manifest: out, changed };
   const records = new Map<string, MetaRecord>();
+  const modes = new Map<string, Mode>();
   const readAttrs: string[] = [];
   const groups = new Map<number, string[]>();
   const mtimes: string[] = [];
@@ -111,6 +112,7 @@ export function observeView(
       if (g) g.push(rel); else groups.set(stat.ino, [rel]);
     }
     records.set(rel, r);
+    modes.set(rel, entry.mode);
   }
   for (const rel of mtimes) {
     const st = fs.lstatSync(fsPath(root, rel), { bigint: true, throwIfNoEntry: false });
@@ -129,7 +131,7 @@ export function observeView(
     for (const m of members.slice(1)) records.get(m)!.link = members[0];
   }
   for (const [rel, r] of records) {
-    const n = normalizeRecord(r, lookup(src, v1, rel)!.mode);
+    const n = normalizeRecord(r, modes.get(rel)!);
     const old = out.get(rel);
     if (n === null) { if (old) { own().delete(rel); changed.add(rel); } continue; }
     if (!old || !sameRecord(old, n)) { own().set(rel, n); changed.add(rel); }

@@ -134,6 +134,17 @@ for (const c of HOSTILE) {
   });
 }
 
+test('lenient (the writable layer): a record for a path that is gone, or a broken link, is dropped, not refused', () => {
+  const m = new MemTrees();
+  const lower = applyLayer(m, null, build(m, { a: '1', b: '2' }), { layer: 'L0' });
+  const delta = build(m, { '.wh.a': WH, c: '2' });
+  const result = applyLayer(m, lower, delta, { layer: 'upper' });
+  const own = parseManifest(meta('a mode=600', 'b mode=600', 'c uid=3 link=a'));
+  const out = applyManifest(m, lower, new Map(), delta, own, result, 'upper', true);
+  assert.equal(lines(out), ['b mode=600', 'c uid=3']);
+  assert.throws(() => applyManifest(m, lower, new Map(), delta, own, result, 'upper'), (e: Error) => e instanceof InvalidLayerError);
+});
+
 test('the manifest anywhere but the root makes the layer invalid', () => {
   const m = new MemTrees();
   const t = build(m, { d: { '.wh..wh..meta': file(meta('x mode=600')) } });
