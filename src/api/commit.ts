@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
+import { META_NAME, applyManifest, formatManifest, parseManifest } from '../core/meta.js';
 import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display } from '../errors.js';
 import { withDeepPath } from '../fs/paths.js';
 import { withWorkspace } from '../workspace/workspace.js';
@@ -33,6 +34,11 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     // The new union is the view; check the engine agrees before anything is written.
     const union = applyLayer(objects, plan.lowerTree, plan.upperTree, { layer: 'writable layer', clean: store.clean });
     if (union !== plan.viewTree) throw new GlayerError('E_INTERNAL', 'internal error: the writable layer does not reproduce the view; please report this bug', {}, 70);
+    // And its manifest the view's metadata.
+    const unionMeta = applyManifest(objects, plan.lowerTree, plan.lowerMeta, plan.upperTree, plan.upperMeta ? parseManifest(plan.upperMeta) : null, union, 'writable layer');
+    if (formatManifest(unionMeta)?.toString('latin1') !== formatManifest(plan.viewMeta)?.toString('latin1')) {
+      throw new GlayerError('E_INTERNAL', "internal error: the writable layer's manifest does not reproduce the view's metadata; please report this bug", {}, 70);
+    }
 
     let id: string;
     const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');
@@ -47,6 +53,8 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
         if (opts.onProgress && (++done % 500 === 0 || done === files.length)) opts.onProgress({ phase: 'commit', done, total: files.length });
         if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
         if (objects.has(entry.oid)) continue;
+        // The writable layer's manifest is made by the reconcile; no file of the view holds it.
+        if (path === META_NAME && plan.upperMeta) { w.add('blob', plan.upperMeta); continue; }
         const src = plan.blobs.fileFor(entry.oid);
         if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);
         const oid = await withDeepPath(src.root, src.rel, (p) => src.link
@@ -63,6 +71,7 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     }
     store.moveStack(id, plan.head);
     store.rememberUnion(id, union);
+    store.rememberUnionManifest(id, plan.viewMeta);
 
     // The layer is safe in the store. Bring the view up to date, then empty the writable layer.
     await writeView(ws, plan, opts);

@@ -12,6 +12,10 @@
  * `git diff --no-index`; where a path is a file on one side and a directory on the other, the file comes
  * first. A change of kind (file <-> symlink) is a deletion and an addition, as in git's patches.
  *
+ * Metadata (docs/metadata.md): when the two sides' union manifests differ, the first file of the diff is the
+ * manifest `.wh..wh..meta` itself, the union's records on each side, so a reviewer sees `-usr/bin/passwd
+ * mode=755` / `+usr/bin/passwd mode=4755` as lines (limited to the records of the paths asked for).
+ *
  * Big inputs: files are produced one at a time through `onFile` (nothing of a file's content is kept after
  * it), a file larger than `maxBytes` or whose diff takes longer than `timeoutMs` gets no hunks (`skipped`),
  * and binary files (a NUL byte in the first 8,000 bytes, git's rule) get none either.
@@ -21,6 +25,9 @@ import { diffTrees, type Change } from '../core/changes.js';
 import { EMPTY_BLOB, isDir, kindOf, lookup, sameEntry, walkTree, type Kind, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';
 import { display, ObjectError, UsageError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { hashObject } from '../core/hash.js';
+import { META_NAME, formatManifest, type Manifest } from '../core/meta.js';
+import { isAncestorOrSelf } from '../core/path.js';
 import { withWorkspace, type Workspace } from '../workspace/workspace.js';
 import { resolveLayer, resolveViewPaths } from './resolve.js';
 import { reconcile, type Synced } from './sync.js';
@@ -131,9 +138,11 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
     let b: string | null;
     let from: DiffEnd;
     let to: DiffEnd;
+    let metas: { a: Manifest; b: Manifest };
     if (opts.from === undefined) {
       a = synced!.lowerTree;
       b = synced!.viewTree;
+      metas = { a: synced!.lowerMeta, b: synced!.viewMeta };
       from = { name: 'HEAD', id: synced!.head };
       to = { name: 'view', id: null };
     } else {
@@ -141,23 +150,26 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
       if (opts.view) {
         a = store.unionTree(A.commit.oid);
         b = synced!.viewTree;
+        metas = { a: store.unionManifest(A.commit.oid), b: synced!.viewMeta };
         from = { name: A.name, id: A.commit.oid };
         to = { name: 'view', id: null };
       } else if (opts.to === undefined) {
         const parent = A.commit.parents[0] ?? null;
         a = store.unionTree(parent);
         b = store.unionTree(A.commit.oid);
+        metas = { a: store.unionManifest(parent), b: store.unionManifest(A.commit.oid) };
         from = { name: parent ? `${A.name}~1` : 'nothing', id: parent };
         to = { name: A.name, id: A.commit.oid };
       } else {
         const B = resolveLayer(store, opts.to);
         a = store.unionTree(A.commit.oid);
         b = store.unionTree(B.commit.oid);
+        metas = { a: store.unionManifest(A.commit.oid), b: store.unionManifest(B.commit.oid) };
         from = { name: A.name, id: A.commit.oid };
         to = { name: B.name, id: B.commit.oid };
       }
     }
-    const r = await diffViews(ws, a, b, paths, opts, synced);
+    const r = await diffViews(ws, a, b, paths, opts, synced, metas);
     return { from, to, ...r, warnings: synced?.warnings ?? [] };
   }, { lock: needView });
 }
@@ -170,10 +182,17 @@ export async function diffViews(
   paths: readonly string[],
   opts: DiffContentOptions,
   synced: Synced | null = null,
+  metas: { a: Manifest; b: Manifest } | null = null,
 ): Promise<{ files: FileDiff[]; count: number }> {
   const reader = new BlobReader(ws.store, synced);
   const files: FileDiff[] = [];
   let count = 0;
+  const m = metas && manifestDiff(metas.a, metas.b, paths, opts);
+  if (m) {
+    count++;
+    if (opts.onFile) await opts.onFile(m);
+    else files.push(m);
+  }
   for (const pair of filePairs(ws.store.objects, limitedChanges(ws.store.objects, a, b, paths))) {
     const f = fileDiff(pair, reader, opts);
     count++;
@@ -358,4 +377,29 @@ function lineHunks(oldText: string, newText: string, context: number, timeoutMs:
 function funcName(line: string): string | null {
   if (!/^[A-Za-z_$]/.test(line)) return null;
   return (line + '\n').slice(0, 80).replace(/[ \t\n\v\f\r]+$/, '');
+}
+
+/** The manifests' records of two unions as the diff of the file `.wh..wh..meta` (null when they agree). */
+export function manifestDiff(a: Manifest, b: Manifest, limits: readonly string[], opts: DiffContentOptions): FileDiff | null {
+  if (a.size === 0 && b.size === 0) return null;
+  const only = (m: Manifest): Manifest => {
+    if (limits.length === 0 || limits.includes('')) return m;
+    return new Map([...m].filter(([p]) => limits.some((l) => isAncestorOrSelf(l, p))));
+  };
+  const x = formatManifest(only(a));
+  const y = formatManifest(only(b));
+  if ((x?.toString('latin1') ?? null) === (y?.toString('latin1') ?? null)) return null;
+  const sideOf = (d: Buffer | null): FileSide | null => (d ? { kind: 'file', mode: '100644', oid: hashObject('blob', d), size: d.length } : null);
+  const f: FileDiff = {
+    path: META_NAME, pathBytes: META_NAME, change: x && y ? 'M' : x ? 'D' : 'A', typeChange: false,
+    old: sideOf(x), new: sideOf(y), binary: false, skipped: null, hunks: [], added: 0, deleted: 0,
+  };
+  if (opts.content === false) return f;
+  const oldText = x ? x.toString('latin1') : '';
+  const newText = y ? y.toString('latin1') : '';
+  const hunks = !x || !y ? wholeFile(x ? oldText : newText, x ? '-' : '+') : lineHunks(oldText, newText, opts.context ?? 3, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  if (hunks === null) { f.skipped = 'timeout'; return f; }
+  f.hunks = hunks;
+  for (const h of hunks) for (const l of h.lines) { if (l[0] === '+') f.added++; else if (l[0] === '-') f.deleted++; }
+  return f;
 }

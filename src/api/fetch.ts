@@ -49,6 +49,7 @@ export function checkStack(store: Store, top: string, known: Set<string>, url: s
       c = store.readCommit(c).parents[0] ?? null;
     }
     store.unionTree(top);
+    store.unionManifest(top);
     for (const c of fresh) {
       const tree = store.readCommit(c).tree;
       for (const { path, entry } of walkTree(store.objects, tree)) {

@@ -121,7 +121,13 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
       }
       result.checked.layers = layerTrees.length;
       for (const l of layerTrees.reverse()) {
-        try { applyLayer(objects, null, l.tree, { layer: l.oid.slice(0, 12) }); } catch (e) {
+        try { applyLayer(objects, null, l.tree, { layer: l.oid.slice(0, 12) }); ws.store.layerManifest(ws.store.readCommit(l.oid)); } catch (e) {
+          if (e instanceof GlayerError) problem('layer', e.message); else throw e;
+        }
+      }
+      // The layers' manifests through the union (records for paths that are there, links that hold).
+      if (result.problems.length === 0) {
+        try { ws.store.unionManifest(head); } catch (e) {
           if (e instanceof GlayerError) problem('layer', e.message); else throw e;
         }
       }

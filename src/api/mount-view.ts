@@ -14,8 +14,10 @@ import { EMPTY_TREE } from '../core/tree.js';
 import { LinkPartner, unshare } from '../fs/copy-up.js';
 import { Index, indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
+import { applyMeta } from '../fs/apply-meta.js';
+import { formatManifest, metaChanges } from '../core/meta.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { reconcile } from './sync.js';
+import { notAppliedWarning, reconcile } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface MountViewOptions extends WorkspaceOptions {
@@ -78,6 +80,9 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
       const m = new Materializer(staging, ws.store.objects, s.blobs, index, opts.onProgress && ((p) => opts.onProgress!({ phase: 'write', ...p })), partner);
       await m.apply(diffTrees(ws.store.objects, null, s.viewTree));
       written = m.written;
+      // Owners, modes, devices, hardlinks, xattrs and mtimes of the manifest (what the process may apply).
+      const applied = applyMeta(staging, index, metaChanges(ws.store.objects, s.viewTree, new Map(), s.viewMeta, []));
+      if (applied.notApplied.length) s.warnings.push(notAppliedWarning(applied.notApplied));
       // Swap into place: an empty target is replaced by rename; a forced one has its old contents moved out first.
       if (st) {
         const trash = join(parent, `.${basename(target)}.glayer-old-${process.pid}`);
@@ -92,7 +97,7 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
       if ((e as NodeJS.ErrnoException).code && !(e instanceof GlayerError)) throw new IoError(target, e as NodeJS.ErrnoException);
       throw e;
     }
-    saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, s.viewTree, index);
+    saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, s.viewTree, index, formatManifest(s.viewMeta));
     if (unshared || partner.touched) saveIndex(indexPath(ws.gitdir, 'upper'), ws.store.objects, s.upperTree === EMPTY_TREE ? null : s.upperTree, s.upperIndex);
     fs.rmSync(pending, { force: true });
     const detached = state.view !== null && !samePath(state.view, target) && fs.existsSync(state.view) ? state.view : null;

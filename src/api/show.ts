@@ -47,7 +47,7 @@ export async function show(opts: ShowOptions = {}): Promise<ShowResult> {
     // The parent first: its union is then the cached base of this layer's.
     const below = store.unionTree(parent);
     const above = store.unionTree(commit.oid);
-    const r = await diffViews(ws, below, above, paths, opts);
+    const r = await diffViews(ws, below, above, paths, opts, null, { a: store.unionManifest(parent), b: store.unionManifest(commit.oid) });
     return { layer, ...r };
   }, { lock: false });
 }

@@ -12,6 +12,12 @@
  * 4. records V* in the upper as overlayfs would: U* = delta(stack, V*) (copy-ups, whiteouts, opaque
  *    directories for directories deleted and re-created), and writes only what differs on each side.
  *
+ * Metadata (owners, modes, mtimes, xattrs, devices, hardlinks: docs/metadata.md) goes the same way beside the
+ * trees: the view's manifest as last reconciled (V0m, saved with its index), as the user left it (V1m: fs/
+ * observe-meta.ts, from the entries the scan looked at again), and as the stack and the writable layer's
+ * `.wh..wh..meta` imply (Mu: core/meta.ts applyManifest) merge into M*, and the writable layer's manifest is
+ * what takes the stack's to M* (manifestDelta).
+ *
  * Without a view, V* = Vu. Because U* is always derived from V*, the upper never keeps no-op entries, and an
  * interrupted commit (stack moved, upper not yet emptied) heals on the next reconcile.
  */
@@ -25,6 +31,12 @@ import { applyLayer } from '../core/union.js';
 import { OPAQUE_MARKER } from '../core/whiteout.js';
 import { hashObject } from '../core/hash.js';
 import { LinkPartner } from '../fs/copy-up.js';
+import {
+  META_NAME, applyManifest, formatManifest, manifestDelta, manifestEntry, mergeManifests, metaChanges, parseLayerManifest, parseManifest,
+  withManifest, type Manifest,
+} from '../core/meta.js';
+import { applyMeta } from '../fs/apply-meta.js';
+import { observeView } from '../fs/observe-meta.js';
 import { indexPath, loadIndex, saveIndex, type Index } from '../fs/index-file.js';
 import { Materializer, type BlobSource } from '../fs/materialize.js';
 import { withDeepPath, withDeepPathSync } from '../fs/paths.js';
@@ -44,6 +56,12 @@ export interface Synced {
   upperIndex: Index;
   /** The view's content (the union of the stack and the writable layer). */
   viewTree: string;
+  /** The metadata: the stack's union manifest, the view's (M*), and the writable layer's manifest file (null: none). */
+  lowerMeta: Manifest;
+  viewMeta: Manifest;
+  upperMeta: Buffer | null;
+  /** What could not be applied to the view (not root), said once: phrases, empty when everything was. */
+  metaNotApplied: string[];
   viewIndex: Index | null;
   warnings: string[];
   /** Paths in the view that no layer can hold (names starting with '.wh.'). */
@@ -66,6 +84,8 @@ export interface SyncPlan extends Synced {
   shared: { view: LinkPartner; upper: LinkPartner } | null;
   /** Files each scan had to read and hash (the rest were proved unchanged by the stat caches). */
   hashed: { upper: number; view: number };
+  /** The view's metadata now (V1m). */
+  viewMetaNow: Manifest;
 }
 
 /** Blob contents for writing: files of the view and the upper known to hold them, else the store. */
@@ -74,8 +94,14 @@ export class WorkspaceBlobs implements BlobSource {
   private readonly roots: Array<{ root: string; index: Index }> = [];
   /** The files of the roots not yet put in `files` (read only as far as a lookup needs). */
   private pending: Iterator<BlobFile & { oid: string }> | null = null;
+  /** Blobs made in memory (the writable layer's manifest), not yet in any file or the store. */
+  private readonly memory = new Map<string, Buffer>();
 
   constructor(private readonly ws: Workspace) {}
+
+  addMemory(oid: string, data: Buffer): void {
+    this.memory.set(oid, data);
+  }
 
   addRoot(root: string, index: Index): void {
     this.roots.push({ root, index });
@@ -114,6 +140,8 @@ export class WorkspaceBlobs implements BlobSource {
 
   readSmall(oid: string): Buffer | null {
     if (oid === EMPTY_BLOB) return Buffer.alloc(0);
+    const mem = this.memory.get(oid);
+    if (mem) return mem;
     const stored = this.fromStore(oid, () => this.ws.store.objects.readSmallBlob(oid));
     if (stored !== undefined) return stored;
     const s = this.fileFor(oid);
@@ -128,6 +156,8 @@ export class WorkspaceBlobs implements BlobSource {
   }
 
   read(oid: string): Buffer {
+    const mem = this.memory.get(oid);
+    if (mem) return mem;
     const stored = this.fromStore(oid, () => this.ws.store.objects.readType(oid, 'blob'));
     if (stored !== undefined) return stored;
     const s = this.fileFor(oid);
@@ -191,13 +221,20 @@ export function planSync(ws: Workspace): SyncPlan {
 
   // 2. The view the stack and the writable layer imply.
   const Vu = applyLayer(objects, lowerTree, U1, { layer: 'writable layer', clean: store.clean });
+  const lowerMeta = store.unionManifest(head);
+  const upperOwn = readUpperManifest(ws, U1);
+  const Mu = applyManifest(objects, lowerTree, lowerMeta, U1, upperOwn, Vu, 'writable layer', true);
 
   let viewScan: ReturnType<typeof scanTree> | null = null;
   let V1: string | null = null;
   let V0: string | null = null;
+  let V0m: Manifest = Mu;
   if (state.view !== null) {
     const prev = loadIndex(indexPath(ws.gitdir, 'view'), objects);
-    viewScan = scanTree(state.view, prev.index, objects, { markers: false, prevRoot: prev.root, prevRootCount: prev.rootCount });
+    viewScan = scanTree(state.view, prev.index, objects, { markers: false, prevRoot: prev.root, prevRootCount: prev.rootCount, meta: true });
+    if (prev.root !== null) {
+      try { V0m = prev.meta ? parseManifest(prev.meta) : new Map(); } catch { V0m = new Map(); /* damaged: the scan's records stand */ }
+    }
     if (viewScan.root === null) {
       warnings.push(`the view ${state.view} is gone; run 'glayer mount-view' to make it again`);
       state.view = null;
@@ -213,18 +250,29 @@ export function planSync(ws: Workspace): SyncPlan {
   // 3. Merge the two sides.
   let Vstar = Vu;
   let dV: Change[] = [];
+  let V1m: Manifest = Mu;
+  let Mstar: Manifest = Mu;
   if (V1 !== null) {
     dV = diffTrees(objects, V0, V1);
     const dU = diffTrees(objects, V0, Vu);
+    const touched = new Set<string>();
+    const above = new Set<string>();
+    for (const c of dV) {
+      touched.add(c.path);
+      for (let p = dirname(c.path); ; p = dirname(p)) { above.add(p); if (p === '') break; }
+    }
+    const observed = observeView(state.view!, objects, V0m, V1, viewScan!.observed, dV);
+    V1m = observed.manifest;
+    const viewTouched = (path: string): boolean => {
+      if (above.has(path)) return true;
+      for (let p = path; ; p = dirname(p)) { if (touched.has(p)) return true; if (p === '' || p === '.') return false; }
+    };
+    Mstar = mergeManifests(V0m, V1m, observed.changed, Mu, viewTouched, (p) => {
+      warnings.push(`${display(p)}: its metadata changed both in the view and in the writable layer; kept the view's`);
+    });
     if (dV.length === 0) Vstar = Vu;
     else if (dU.length === 0) Vstar = V1;
     else {
-      const touched = new Set<string>();
-      const above = new Set<string>();
-      for (const c of dV) {
-        touched.add(c.path);
-        for (let p = dirname(c.path); ; p = dirname(p)) { above.add(p); if (p === '') break; }
-      }
       const edits = new Map<string, TreeEntry | null>();
       for (const c of dU) {
         let clash = touched.has(c.path) || above.has(c.path);
@@ -242,9 +290,13 @@ export function planSync(ws: Workspace): SyncPlan {
   // A directory deleted and re-created in the view has a new inode: record it as opaque, as overlayfs does.
   const opaque = (path: string): boolean =>
     (viewScan !== null && viewScan.recreated.has(path)) || lookup(objects, U1, join(path, OPAQUE_MARKER)) !== null;
-  const Ustar = computeDelta(objects, lowerTree, Vstar, opaque);
+  const Ucontent = computeDelta(objects, lowerTree, Vstar, opaque);
+  const upperMeta = formatManifest(manifestDelta(objects, lowerTree, lowerMeta, Ucontent, Vstar, Mstar));
+  const upperMetaOid = upperMeta ? hashObject('blob', upperMeta) : null;
+  const Ustar = upperMeta || manifestEntry(objects, Ucontent) ? withManifest(objects, Ucontent, upperMetaOid) : Ucontent;
 
   const blobs = new WorkspaceBlobs(ws);
+  if (upperMeta) blobs.addMemory(upperMetaOid!, upperMeta);
   if (viewScan && state.view) blobs.addRoot(state.view, viewScan.index);
   blobs.addRoot(ws.upper, upperScan.index);
 
@@ -256,13 +308,18 @@ export function planSync(ws: Workspace): SyncPlan {
     upperIndex: upperScan.index,
     viewTree: Vstar,
     viewIndex: viewScan ? viewScan.index : null,
+    lowerMeta,
+    viewMeta: Mstar,
+    viewMetaNow: V1m,
+    upperMeta,
+    metaNotApplied: [],
     warnings,
     unrepresentable: viewScan?.unrepresentable ?? [],
     blobs,
     upperNow: U1,
     upperDirty: upperScan.restat > 0 || U1 !== (upperPrev.root ?? EMPTY_TREE) || Ustar !== U1,
     viewNow: V1,
-    viewDirty: viewScan !== null && (viewScan.restat > 0 || V1 !== V0 || Vstar !== V1),
+    viewDirty: viewScan !== null && (viewScan.restat > 0 || V1 !== V0 || Vstar !== V1 || V1m !== V0m || Mstar !== V1m || viewScan.observed.size > 0),
     hashed: { upper: upperScan.hashed, view: viewScan?.hashed ?? 0 },
     shared: viewScan && state.view
       ? { view: new LinkPartner(state.view, viewScan.index, ws.upper), upper: new LinkPartner(ws.upper, upperScan.index, state.view) }
@@ -272,18 +329,26 @@ export function planSync(ws: Workspace): SyncPlan {
 
 /** Write the view side of a plan: bring the upper's and the stack's changes into the view. */
 export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions = {}): Promise<number> {
-  if (plan.viewIndex && plan.state.view && plan.viewNow !== null && plan.viewTree !== plan.viewNow) {
+  if (!plan.viewIndex || !plan.state.view || plan.viewNow === null) return 0;
+  let written = 0;
+  let changes: Change[] = [];
+  if (plan.viewTree !== plan.viewNow) {
     const progress = opts.onProgress && ((p: { done: number; total: number }) => opts.onProgress!({ phase: 'view', ...p }));
     const m = new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress, plan.shared?.upper);
-    await m.apply(diffTrees(ws.store.objects, plan.viewNow, plan.viewTree));
-    return m.written;
+    changes = diffTrees(ws.store.objects, plan.viewNow, plan.viewTree);
+    await m.apply(changes);
+    written = m.written;
   }
-  return 0;
+  if (plan.viewMeta !== plan.viewMetaNow || changes.length) {
+    const todo = metaChanges(ws.store.objects, plan.viewTree, plan.viewMetaNow, plan.viewMeta, changes);
+    if (todo.length) plan.metaNotApplied = applyMeta(plan.state.view, plan.viewIndex, todo).notApplied;
+  }
+  return written;
 }
 
 /** Save what a plan says the view holds now (after writeView). */
 export function saveView(ws: Workspace, plan: SyncPlan): void {
-  if (plan.viewIndex && (plan.viewDirty || plan.shared?.view.touched)) saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, plan.viewTree, plan.viewIndex);
+  if (plan.viewIndex && (plan.viewDirty || plan.shared?.view.touched)) saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, plan.viewTree, plan.viewIndex, formatManifest(plan.viewMeta));
 }
 
 /** Empty the writable layer after a commit (its files' names in the view stay, with their index entries right). */
@@ -303,6 +368,7 @@ export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<
     await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex, undefined, plan.shared?.view).apply(diffTrees(objects, plan.upperNow, plan.upperTree));
   }
   const viewWritten = await writeView(ws, plan, opts);
+  if (plan.metaNotApplied.length) plan.warnings.push(notAppliedWarning(plan.metaNotApplied));
   if (plan.upperDirty || plan.shared?.upper.touched) saveIndex(indexPath(ws.gitdir, 'upper'), objects, plan.upperTree === EMPTY_TREE ? null : plan.upperTree, plan.upperIndex);
   saveView(ws, plan);
   const before = ws.readState();
@@ -311,4 +377,18 @@ export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<
     ws.writeState(plan.state);
   }
   return { ...plan, viewWritten };
+}
+
+/** The one line that says what metadata a view did not get (not root). */
+export function notAppliedWarning(what: readonly string[]): string {
+  return `not running as root: the view does not have ${what.join(', ')} that the layers record (kept in the layers; run as root to apply them)`;
+}
+
+/** The writable layer's own manifest file, as its scan found it (null: none). */
+function readUpperManifest(ws: Workspace, upper: string): Manifest | null {
+  const e = manifestEntry(ws.store.objects, upper);
+  if (!e) return null;
+  let data: Buffer;
+  try { data = fs.readFileSync(join(ws.upper, META_NAME)); } catch { data = ws.store.objects.readType(e.oid, 'blob'); }
+  return parseLayerManifest(data, 'writable layer');
 }

@@ -4,7 +4,8 @@
  * - directory over directory: merge children;
  * - any other pair: the upper entry replaces the lower one (a replaced directory hides everything below it);
  * - a directory whited out in layer N and re-created in N+1 brings back nothing from below N;
- * - the result never contains a marker.
+ * - the result never contains a marker, nor the metadata manifest `.wh..wh..meta` of a layer's root (its records
+ *   merge separately: core/meta.ts, applyManifest).
  *
  * It is structural: `applyLayer(lower, delta)` walks only the directories the delta has. A lower subtree the
  * delta does not touch is reused whole by its oid, so the cost of a layer follows the size of its delta, not of
@@ -81,6 +82,8 @@ function openDir(sink: TreeSink, lower: string | null, delta: string, path: stri
     switch (marker.kind) {
       case 'none': own.push(e); break;
       case 'opaque': opaque = true; break;
+      // The layer's metadata manifest (core/meta.ts merges it): never in the view, and only at the root.
+      case 'meta': if (path !== '') throw new InvalidLayerError(ctx.layer, where, "the metadata manifest must be at the layer's root"); break;
       case 'whiteout': hidden.add(marker.target); break;
       case 'invalid': throw new InvalidLayerError(ctx.layer, where, marker.reason);
     }

@@ -7,6 +7,9 @@
  * - `.wh..wh..opq` in D makes D opaque: everything lower layers had in D is hidden; D itself and this layer's
  *   own entries in D stay.
  * - A marker only hides lower layers: an entry of the same layer stays visible ("deleted, then re-created").
+ * - `.wh..wh..meta` at the *root* of a layer is the layer's metadata manifest (owners, modes, mtimes, xattrs,
+ *   devices, hardlinks: docs/metadata.md, core/meta.ts). Like the markers it never appears in a view; anywhere
+ *   but the root, or as anything but a regular file, it makes the layer invalid.
  * - Every name starting with `.wh.` is reserved. Invalid, and so a reason to refuse the whole layer: a bare
  *   `.wh.`, `.wh..`, `.wh...`, any `.wh..wh.*` other than the opaque marker, a marker whose target is not a
  *   valid name, and a marker that is not an empty regular file (a directory marker has children: also invalid).
@@ -16,10 +19,13 @@ import { EMPTY_BLOB, type TreeEntry } from './tree.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
+/** The metadata manifest's name (valid only at a layer's root; union.ts and meta.ts). */
+export const META_MARKER = '.wh..wh..meta';
 
 export type Marker =
   | { kind: 'none' }
   | { kind: 'opaque' }
+  | { kind: 'meta' }
   | { kind: 'whiteout'; target: string }
   | { kind: 'invalid'; reason: string };
 
@@ -31,6 +37,7 @@ export function isReserved(name: string): boolean {
 export function classifyName(name: string): Marker {
   if (!name.startsWith(WHITEOUT_PREFIX)) return { kind: 'none' };
   if (name === OPAQUE_MARKER) return { kind: 'opaque' };
+  if (name === META_MARKER) return { kind: 'meta' };
   const target = name.slice(WHITEOUT_PREFIX.length);
   if (target === '') return { kind: 'invalid', reason: "bare '.wh.' marker names nothing" };
   if (target.startsWith(WHITEOUT_PREFIX)) return { kind: 'invalid', reason: `'${name}' is a reserved marker name` };
@@ -43,6 +50,9 @@ export function classifyName(name: string): Marker {
 export function classifyEntry(entry: TreeEntry): Marker {
   const m = classifyName(entry.name);
   if (m.kind === 'none' || m.kind === 'invalid') return m;
+  if (m.kind === 'meta') {
+    return entry.mode === '100644' ? m : { kind: 'invalid', reason: 'the metadata manifest must be a regular file (mode 100644)' };
+  }
   if (entry.mode !== '100644' && entry.mode !== '100755') {
     return { kind: 'invalid', reason: entry.mode === '40000' ? 'a marker cannot be a directory or have children' : 'a marker must be a regular file' };
   }

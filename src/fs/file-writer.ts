@@ -17,7 +17,7 @@ const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 parentPort.on('message', ({ id, pathBytes, data, ends, perms, chmods }) => {
   const paths = Buffer.from(pathBytes).toString('latin1').split('\\0');
-  const stats = new Float64Array(4 * ends.length);
+  const stats = new Float64Array(7 * ends.length);
   const errors = [];
   const all = Buffer.from(data);
   let start = 0;
@@ -31,7 +31,8 @@ parentPort.on('message', ({ id, pathBytes, data, ends, perms, chmods }) => {
         while (w < body.length) w += fs.writeSync(fd, body, w, body.length - w);
         if (chmods[k]) fs.fchmodSync(fd, perms[k]);
         const st = fs.fstatSync(fd);
-        stats[4 * k] = st.mtimeMs; stats[4 * k + 1] = st.ctimeMs; stats[4 * k + 2] = st.size; stats[4 * k + 3] = st.ino;
+        stats[7 * k] = st.mtimeMs; stats[7 * k + 1] = st.ctimeMs; stats[7 * k + 2] = st.size; stats[7 * k + 3] = st.ino;
+        stats[7 * k + 4] = st.mode; stats[7 * k + 5] = st.uid; stats[7 * k + 6] = st.gid;
       } finally {
         fs.closeSync(fd);
       }
@@ -69,7 +70,10 @@ export class FileWriter {
       b.items.forEach((item, k) => {
         const err = errors[k];
         if (err) item.done(Object.assign(new Error(err.message), { code: err.code }) as NodeJS.ErrnoException);
-        else item.done({ mtime: stats[4 * k], ctime: stats[4 * k + 1], size: stats[4 * k + 2], ino: stats[4 * k + 3] });
+        else {
+          const s = 7 * k;
+          item.done({ mtime: stats[s], ctime: stats[s + 1], size: stats[s + 2], ino: stats[s + 3], mode: stats[s + 4], uid: stats[s + 5], gid: stats[s + 6] });
+        }
       });
       b.resolve();
     });

@@ -13,10 +13,13 @@
  *   stats  float64 x 4n  mtime, ctime (ms), size, inode of each entry
  *   counts uint32 x n    entries in each directory's tree (0 for files)
  *   desc   uint32 x n    entries below each directory, at any depth (0 for files): a walk skips a subtree by it
+ *   own    uint32 x 3n   st_mode (type and permission bits), uid, gid of each entry as last seen: what a chmod,
+ *                        chown or mknod changed (docs/metadata.md; the ctime tells that one of them happened)
  *   oids   20 bytes x n  binary oids
  *   modes  uint8 x n     index into MODES
  *   racy   uint8 x n     1: the stat cannot prove the entry unchanged, hash it again
  *   names  latin1 bytes  each entry's name (not its path), NUL-terminated
+ *   meta   bytes         the metadata manifest of the tree (core/meta.ts format; empty: none), at header offset 44
  *   sha1   20 bytes      of everything before it: a damaged file is treated as absent
  *
  * Written to a temporary file and renamed, so a killed process leaves the old index or the new one. Not
@@ -33,11 +36,15 @@ import type { Mode, TreeEntry, TreeSink, TreeSource } from '../core/tree.js';
 /** A stat this close (ms) to the moment it was taken cannot prove a later scan that nothing changed. */
 export const RACY_MS = 20;
 
-export interface Stat { mtime: number; ctime: number; size: number; ino: number }
+export interface Stat {
+  mtime: number; ctime: number; size: number; ino: number;
+  /** st_mode (file type and permission bits), owner and group, as seen: the metadata a scan compares. */
+  mode: number; uid: number; gid: number;
+}
 
 /** The fields of an lstat that the index keeps. */
 export function statOf(st: fs.Stats): Stat {
-  return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino };
+  return { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino, mode: st.mode, uid: st.uid, gid: st.gid };
 }
 
 export interface IndexEntry {
@@ -57,7 +64,7 @@ export const DIR_CODE = 0;
 export function modeCode(mode: Mode): number { return MODES.indexOf(mode); }
 
 const MAGIC = 0x58494c47; // "GLIX" read as a little-endian uint32
-const VERSION = 4;
+const VERSION = 5;
 const HEADER = 48;
 const FLAG_ROOT = 1;
 const FLAG_LE = 2;
@@ -81,6 +88,8 @@ export class Columns {
     readonly racy: Uint8Array,
     readonly counts: Uint32Array,
     readonly desc: Uint32Array,
+    /** st_mode, uid, gid of each entry (3 per entry). */
+    readonly own: Uint32Array = new Uint32Array(3 * n),
   ) {}
 
   private oidBytes: Buffer | null = null;
@@ -97,7 +106,10 @@ export class Columns {
     const mode = MODES[this.modes[k]];
     return {
       mode, oid: this.oid(k),
-      stat: { mtime: this.stats[s], ctime: this.stats[s + 1], size: this.stats[s + 2], ino: this.stats[s + 3] },
+      stat: {
+        mtime: this.stats[s], ctime: this.stats[s + 1], size: this.stats[s + 2], ino: this.stats[s + 3],
+        mode: this.own[3 * k], uid: this.own[3 * k + 1], gid: this.own[3 * k + 2],
+      },
       racy: this.racy[k] === 1,
       count: this.modes[k] === DIR_CODE ? this.counts[k] : undefined,
     };
@@ -157,6 +169,7 @@ export class Columns {
     const racy = new Uint8Array(n);
     const counts = new Uint32Array(n);
     const desc = new Uint32Array(n);
+    const own = new Uint32Array(3 * n);
     const names: string[] = [];
     const open: Array<{ k: number; path: string }> = [];
     let rootCount = 0;
@@ -170,11 +183,12 @@ export class Columns {
       modes[k] = modeCode(e.mode);
       Buffer.from(oids.buffer, 20 * k, 20).write(e.oid, 'hex');
       stats.set([e.stat.mtime, e.stat.ctime, e.stat.size, e.stat.ino], 4 * k);
+      own.set([e.stat.mode >>> 0, e.stat.uid >>> 0, e.stat.gid >>> 0], 3 * k);
       racy[k] = e.racy ? 1 : 0;
       if (e.mode === '40000') open.push({ k, path });
     });
     while (open.length) close(n);
-    return new Columns(n, null, rootCount, names, modes, oids, stats, racy, counts, desc);
+    return new Columns(n, null, rootCount, names, modes, oids, stats, racy, counts, desc, own);
   }
 }
 
@@ -284,11 +298,16 @@ export interface AdoptingSink extends TreeSink {
   addTreeProvider?(provide: (oid: string) => readonly TreeEntry[] | undefined): void;
 }
 
-export interface LoadedIndex { root: string | null; rootCount: number; index: Index }
+export interface LoadedIndex {
+  root: string | null; rootCount: number; index: Index;
+  /** The metadata manifest saved with the index (the view's), or null. */
+  meta: Buffer | null;
+}
 
-const NO_STAT: Stat = { mtime: 0, ctime: 0, size: -1, ino: 0 };
+const NO_STAT: Stat = { mtime: 0, ctime: 0, size: -1, ino: 0, mode: 0, uid: 0, gid: 0 };
 
-export function saveIndex(file: string, src: TreeSource, root: string | null, index: Index): void {
+/** Save an index of tree `root`, with the metadata manifest `meta` of that tree when given (the view's). */
+export function saveIndex(file: string, src: TreeSource, root: string | null, index: Index, meta: Buffer | null = null): void {
   // git's racy-clean rule: a stat taken in the same clock tick as the index is written proves nothing.
   const fresh = Date.now() - RACY_MS;
   // The columns to write, row by row (plain arrays: no object per row).
@@ -296,6 +315,7 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
   const codes: number[] = [];
   const oids: string[] = [];
   const statsOut: number[] = [];
+  const ownOut: number[] = [];
   const racyOut: number[] = [];
   const counts: number[] = [];
   const desc: number[] = [];
@@ -328,11 +348,13 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
         const b = 4 * k;
         const st = base!.stats;
         statsOut.push(st[b], st[b + 1], st[b + 2], st[b + 3]);
+        ownOut.push(base!.own[3 * k], base!.own[3 * k + 1], base!.own[3 * k + 2]);
         racy = base!.racy[k] === 1 || base!.modes[k] !== code || st[b + 1] >= fresh || (!dir && base!.oid(k) !== entry.oid);
       } else {
         const e = added.get(path);
         const st = e?.stat ?? NO_STAT;
         statsOut.push(st.mtime, st.ctime, st.size, st.ino);
+        ownOut.push(st.mode >>> 0, st.uid >>> 0, st.gid >>> 0);
         // An entry with no stat, or one that does not match the tree, is racy: the next scan hashes it again.
         racy = !e || e.racy || e.mode !== entry.mode || st.ctime >= fresh || (!dir && e.oid !== entry.oid);
       }
@@ -352,22 +374,25 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
   const n = names.length;
   let namesLen = 0;
   for (const name of names) namesLen += name.length + 1;
-  const size = HEADER + 32 * n + 8 * n + 20 * n + 2 * n + namesLen + 20;
+  const metaLen = meta ? meta.length : 0;
+  const size = HEADER + 32 * n + 8 * n + 12 * n + 20 * n + 2 * n + namesLen + metaLen + 20;
   const buf = Buffer.allocUnsafeSlow(size); // its own ArrayBuffer: offset 0, so the typed views are aligned
   buf.fill(0, 0, HEADER);
   const head = new Uint32Array(buf.buffer, 0, 5);
   head[0] = MAGIC; head[1] = VERSION; head[2] = n; head[3] = rootCount; head[4] = (root ? FLAG_ROOT : 0) | (LITTLE_ENDIAN ? FLAG_LE : 0);
   if (root) buf.write(root, 20, 'hex');
-  new Uint32Array(buf.buffer, 40, 1)[0] = namesLen;
+  new Uint32Array(buf.buffer, 40, 2).set([namesLen, metaLen]);
   let off = HEADER;
   new Float64Array(buf.buffer, off, 4 * n).set(statsOut); off += 32 * n;
   new Uint32Array(buf.buffer, off, n).set(counts); off += 4 * n;
   new Uint32Array(buf.buffer, off, n).set(desc); off += 4 * n;
+  new Uint32Array(buf.buffer, off, 3 * n).set(ownOut); off += 12 * n;
   for (let k = 0; k < n; k++) buf.write(oids[k], off + 20 * k, 20, 'hex');
   off += 20 * n;
   buf.set(codes, off); off += n;
   buf.set(racyOut, off); off += n;
   for (let k = 0; k < n; k++) { off += buf.write(names[k], off, 'latin1'); buf[off++] = 0; }
+  if (meta) { meta.copy(buf, off); off += metaLen; }
   createHash('sha1').update(buf.subarray(0, off)).digest().copy(buf, off);
   const tmp = `${file}.tmp${process.pid}`;
   fs.mkdirSync(dirname(file), { recursive: true });
@@ -375,7 +400,7 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
   fs.renameSync(tmp, file);
 }
 
-function readColumns(file: string): Columns | null {
+function readColumns(file: string): { cols: Columns; meta: Buffer | null } | null {
   let buf: Buffer;
   try { buf = fs.readFileSync(file); } catch { return null; }
   if (buf.length < HEADER + 20) return null;
@@ -383,25 +408,28 @@ function readColumns(file: string): Columns | null {
   const head = new Uint32Array(buf.buffer, buf.byteOffset, 5);
   const [magic, version, n, rootCount, flags] = head;
   if (magic !== MAGIC || version !== VERSION || Boolean(flags & FLAG_LE) !== LITTLE_ENDIAN) return null;
-  const namesLen = new Uint32Array(buf.buffer, buf.byteOffset + 40, 1)[0];
-  if (buf.length !== HEADER + 62 * n + namesLen + 20) return null;
+  const [namesLen, metaLen] = new Uint32Array(buf.buffer, buf.byteOffset + 40, 2);
+  if (buf.length !== HEADER + 74 * n + namesLen + metaLen + 20) return null;
   const end = buf.length - 20;
   if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) return null;
   let off = buf.byteOffset + HEADER;
   const stats = new Float64Array(buf.buffer, off, 4 * n); off += 32 * n;
   const counts = new Uint32Array(buf.buffer, off, n); off += 4 * n;
   const desc = new Uint32Array(buf.buffer, off, n); off += 4 * n;
+  const own = new Uint32Array(buf.buffer, off, 3 * n); off += 12 * n;
   const oids = new Uint8Array(buf.buffer, off, 20 * n); off += 20 * n;
   const modes = new Uint8Array(buf.buffer, off, n); off += n;
   const racy = new Uint8Array(buf.buffer, off, n); off += n;
-  const names = buf.toString('latin1', off - buf.byteOffset, end).split('\0');
+  const namesEnd = end - metaLen;
+  const names = buf.toString('latin1', off - buf.byteOffset, namesEnd).split('\0');
   if (names.length !== n + 1) return null;
   names.pop();
   const root = flags & FLAG_ROOT ? buf.toString('hex', 20, 40) : null;
   for (let k = 0; k < n; k++) {
     if (modes[k] >= MODES.length || (modes[k] === DIR_CODE ? k + desc[k] >= n : desc[k] !== 0)) return null;
   }
-  return new Columns(n, root, rootCount, names, modes, oids, stats, racy, counts, desc);
+  const meta = metaLen ? Buffer.from(buf.subarray(namesEnd, end)) : null;
+  return { cols: new Columns(n, root, rootCount, names, modes, oids, stats, racy, counts, desc, own), meta };
 }
 
 /**
@@ -409,9 +437,10 @@ function readColumns(file: string): Columns | null {
  * so they are built only when something reads one.
  */
 export function loadIndex(file: string, sink: AdoptingSink): LoadedIndex {
-  const none = { root: null, rootCount: 0, index: new Index() };
-  const cols = readColumns(file);
-  if (!cols || cols.root === null) return none;
+  const none = { root: null, rootCount: 0, index: new Index(), meta: null };
+  const read = readColumns(file);
+  if (!read || read.cols.root === null) return none;
+  const { cols, meta } = read;
   if (sink.addTreeProvider) {
     let trees: Map<string, TreeEntry[]> | null | undefined;
     sink.addTreeProvider((oid) => {
@@ -423,7 +452,7 @@ export function loadIndex(file: string, sink: AdoptingSink): LoadedIndex {
     if (!trees) return none;
     for (const [oid, entries] of trees) if (sink.writeTree(entries) !== oid) return none;
   }
-  return { root: cols.root, rootCount: cols.rootCount, index: new Index(cols) };
+  return { root: cols.root, rootCount: cols.rootCount, index: new Index(cols), meta };
 }
 
 export function indexPath(gitdir: string, name: string): string {

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { blobHasher, hashObject } from '../core/hash.js';
 import { join, nameProblem } from '../core/path.js';
-import type { Mode, TreeEntry, TreeSink } from '../core/tree.js';
+import { EMPTY_BLOB, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
 import { isReserved } from '../core/whiteout.js';
 import { IoError } from '../errors.js';
 import { Columns, DIR_CODE, Index, MODES, RACY_MS, statOf, type IndexEntry, type Stat } from './index-file.js';
@@ -21,6 +21,22 @@ export interface ScanOptions {
   /** The root tree the index `prev` describes, and its number of entries: an unchanged directory keeps its tree. */
   prevRoot?: string | null;
   prevRootCount?: number;
+  /**
+   * Metadata too (the view): devices and fifos become entries (an empty file; their type is metadata), and every
+   * entry whose stat did not prove it unchanged is reported in `observed` with its old and new stat.
+   */
+  meta?: boolean;
+}
+
+/** An entry the scan looked at again (its ctime, or more, changed; or it is new), for metadata. */
+export interface Observed {
+  /** Its lstat now, and as the index had it (null: not in the index, or not the same kind of entry). */
+  stat: Stat;
+  prev: Stat | null;
+  /** The oid the index had for it (with `prev`). */
+  prevOid: string | null;
+  nlink: number;
+  rdev: number;
 }
 
 export interface ScanResult {
@@ -40,6 +56,8 @@ export interface ScanResult {
    * (overlayfs records such a directory as opaque).
    */
   recreated: Set<string>;
+  /** With `meta`: entries looked at again, by path ('' the root). */
+  observed: Map<string, Observed>;
 }
 
 /** Past this many bytes a directory is reached through an fd of its own, so trees deeper than PATH_MAX scan. */
@@ -91,7 +109,7 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
   const cols = prev.columns ?? (prev.size ? Columns.fromEntries(prev) : EMPTY_COLUMNS);
   const kept = new Uint8Array(cols.n);
   const added = new Map<string, IndexEntry>();
-  const result: ScanResult = { root: null, index: new Index(), hashed: 0, restat: 0, unrepresentable: [], skipped: [], recreated: new Set() };
+  const result: ScanResult = { root: null, index: new Index(), hashed: 0, restat: 0, unrepresentable: [], skipped: [], recreated: new Set(), observed: new Map() };
   let rootStat: fs.Stats;
   try { rootStat = fs.lstatSync(root); } catch { return result; }
   if (!rootStat.isDirectory()) return result;
@@ -109,6 +127,9 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
     return f.at >= 0 && cols.counts[f.at] === f.out.length ? cols.oid(f.at) : null;
   };
   const entryAt = (k: number): TreeEntry => ({ name: oldNames[k], mode: MODES[modes[k]], oid: cols.oid(k) });
+  const observe = opts.meta ? (rel: string, k: number, st: Stat, nlink: number, rdev: number): void => {
+    result.observed.set(rel, { stat: st, prev: k >= 0 ? cols.entry(k).stat : null, prevOid: k >= 0 ? cols.oid(k) : null, nlink, rdev });
+  } : null;
   try {
   while (frames.length) {
     const f = frames[frames.length - 1];
@@ -117,6 +138,8 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
       if (f.fd !== undefined) { fs.closeSync(f.fd); f.fd = undefined; }
       let oid = unchangedTree(f);
       if (oid === null) oid = sink.writeTree(f.out.map((e) => (typeof e === 'number' ? entryAt(e) : e)));
+      // The root directory's own metadata comes from manifests only (the view's root is where the user put it).
+      if (observe && f.rel !== '' && !(f.at >= 0 && sameStat(stats, f.at, f.stat))) observe(f.rel, f.at, f.stat, 2, 0);
       if (frames.length === 0) { result.root = oid; break; }
       const parent = frames[frames.length - 1];
       const name = f.rel.slice(f.rel.lastIndexOf('/') + 1);
@@ -172,8 +195,10 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
       continue;
     }
     let mode: Mode;
+    let special = false;
     if (st.isSymbolicLink()) mode = '120000';
     else if (st.isFile()) mode = st.mode & 0o100 ? '100755' : '100644';
+    else if (opts.meta && (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice())) { mode = '100644'; special = true; }
     else { result.skipped.push(rel); f.same = false; continue; }
     // ctime follows both content and mode changes. `f.now` was taken before this lstat, which only makes
     // more entries racy, never fewer.
@@ -192,7 +217,8 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
       result.restat++;
       f.same = false;
       try {
-        oid = mode === '120000' ? hashObject('blob', fs.readlinkSync(abs, { encoding: 'buffer' })) : hashFile(abs, st.size, buf);
+        // A device or fifo is an empty file in the tree (never opened: a fifo's open waits for a writer).
+        oid = special ? EMPTY_BLOB : mode === '120000' ? hashObject('blob', fs.readlinkSync(abs, { encoding: 'buffer' })) : hashFile(abs, st.size, buf);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw new IoError(rel, e as NodeJS.ErrnoException);
@@ -200,7 +226,9 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
       result.hashed++;
     }
     f.out.push({ name, mode, oid });
-    added.set(rel, { mode, oid, stat: statOf(st), racy });
+    const stat = statOf(st);
+    added.set(rel, { mode, oid, stat, racy });
+    if (observe) observe(rel, k >= 0 && MODES[modes[k]] === mode ? k : -1, stat, st.nlink, st.rdev);
   }
   } finally {
     for (const f of frames) if (f.fd !== undefined) fs.closeSync(f.fd);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ObjectError, UnknownLayerError } from '../errors.js';
 import { applyLayer } from '../core/union.js';
 import { EMPTY_TREE } from '../core/tree.js';
+import { applyManifest, formatManifest, manifestEntry, parseLayerManifest, parseManifest, type Manifest } from '../core/meta.js';
 import { ObjectStore, type ObjectWriter } from './objects.js';
 import { formatCommit, parseCommit, signatureFromEnv, type Commit, type Signature } from './commits.js';
 import { readRef, readSymbolicHead, updateRef } from './refs.js';
@@ -19,6 +20,9 @@ export class Store {
   readonly objects: ObjectStore;
   private readonly commits = new Map<string, Commit>();
   private unions: Map<string, string> | null = null;
+  /** The union's metadata manifest per stack top: the blob holding it, or '-' for none (file `glayer/union-meta`). */
+  private unionMetas: Map<string, string> | null = null;
+  private readonly manifests = new Map<string, Manifest>();
   /** Trees already validated and free of markers (see union.ts). */
   readonly clean = new Set<string>();
 
@@ -130,6 +134,88 @@ export class Store {
     const dir = join(this.gitdir, 'glayer');
     fs.mkdirSync(dir, { recursive: true });
     fs.appendFileSync(join(dir, 'unions'), `${commit} ${tree}\n`);
+  }
+
+  /** A layer's own manifest (`.wh..wh..meta` at its root), or null; a bad one is an InvalidLayerError. */
+  layerManifest(commit: Commit): Manifest | null {
+    const e = manifestEntry(this.objects, commit.tree);
+    return e ? parseLayerManifest(this.objects.readType(e.oid, 'blob'), commit.oid.slice(0, 12)) : null;
+  }
+
+  private loadUnionMetas(): Map<string, string> {
+    if (this.unionMetas) return this.unionMetas;
+    const m = new Map<string, string>();
+    let text = '';
+    try { text = fs.readFileSync(join(this.gitdir, 'glayer', 'union-meta'), 'latin1'); } catch { /* none yet */ }
+    for (const line of text.split('\n')) {
+      const [c, t] = line.split(' ');
+      if (c && t && /^[0-9a-f]{40}$/.test(c) && (t === '-' || /^[0-9a-f]{40}$/.test(t))) m.set(c, t);
+    }
+    this.unionMetas = m;
+    return m;
+  }
+
+  private cachedManifest(commit: string): Manifest | null {
+    const hit = this.manifests.get(commit);
+    if (hit) return hit;
+    const t = this.loadUnionMetas().get(commit);
+    if (t === undefined) return null;
+    if (t === '-') { const empty: Manifest = new Map(); this.manifests.set(commit, empty); return empty; }
+    if (!this.objects.has(t)) return null;
+    try {
+      const m = parseManifest(this.objects.readType(t, 'blob'));
+      this.manifests.set(commit, m);
+      return m;
+    } catch { return null; /* a damaged cache entry: compute it again */ }
+  }
+
+  /**
+   * The union's metadata manifest at stack top `top` (core/meta.ts applyManifest, layer by layer), cached per top
+   * like the union tree. A stack whose layers have no manifest costs a read of each root tree, once.
+   */
+  unionManifest(top: string | null): Manifest {
+    if (top === null) return new Map();
+    const cached = this.cachedManifest(top);
+    if (cached) return cached;
+    const chain: Commit[] = [];
+    let base: Manifest = new Map();
+    for (let c: string | null = top; c; ) {
+      const hit = this.cachedManifest(c);
+      if (hit) { base = hit; break; }
+      const commit = this.readCommit(c);
+      chain.push(commit);
+      if (chain.length > 1_000_000) throw new ObjectError(top, 'corrupt (stack too deep)');
+      c = commit.parents[0] ?? null;
+    }
+    const own = chain.map((c) => this.layerManifest(c));
+    if (base.size > 0 || own.some((m) => m !== null)) {
+      const bottom = chain[chain.length - 1];
+      let tree = bottom.parents[0] ? this.unionTree(bottom.parents[0]) : null;
+      for (let k = chain.length - 1; k >= 0; k--) {
+        const name = chain[k].oid.slice(0, 12);
+        const above = k === 0 ? this.unionTree(top) : applyLayer(this.objects, tree, chain[k].tree, { layer: name, clean: this.clean });
+        base = applyManifest(this.objects, tree, base, chain[k].tree, own[k], above!, name);
+        tree = above;
+      }
+    }
+    this.rememberUnionManifest(top, base);
+    return base;
+  }
+
+  /** Record that the union's manifest at `commit` is `m`. */
+  rememberUnionManifest(commit: string, m: Manifest): void {
+    const data = formatManifest(m);
+    let t = '-';
+    if (data) {
+      const w = this.objects.writer();
+      t = w.add('blob', data);
+      w.flush();
+    }
+    this.loadUnionMetas().set(commit, t);
+    this.manifests.set(commit, m);
+    const dir = join(this.gitdir, 'glayer');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.appendFileSync(join(dir, 'union-meta'), `${commit} ${t}\n`);
   }
 
   /** Unions below each layer, bottom first: [{commit, below, above}] for the stack from `top`. */

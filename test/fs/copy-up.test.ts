@@ -141,7 +141,7 @@ test('a racy partner entry is linked only after its content hashes to the blob',
   for (const p of ['a', 'b']) v.index.set(p, { ...v.index.get(p)!, racy: true });
   fs.writeFileSync(join(v.dir, 'b'), 'BBBB\n');
   const st = fs.lstatSync(join(v.dir, 'b'));
-  v.index.set('b', { ...v.index.get('b')!, stat: { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino }, racy: true });
+  v.index.set('b', { ...v.index.get('b')!, stat: { mtime: st.mtimeMs, ctime: st.ctimeMs, size: st.size, ino: st.ino, mode: st.mode, uid: st.uid, gid: st.gid }, racy: true });
   const upper = tmpdir();
   const partner = new LinkPartner(v.dir, v.index, upper);
   const index = new Index();

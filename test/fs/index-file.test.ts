@@ -26,7 +26,7 @@ function entriesOf(m: MemTrees, root: string): Map<string, IndexEntry> {
   const out = new Map<string, IndexEntry>();
   let ino = 100;
   for (const { path, entry } of walkTree(m, root)) {
-    out.set(path, { mode: entry.mode, oid: entry.oid, stat: { mtime: 1.5e12 + ino, ctime: 1.6e12 + ino, size: ino * 3, ino: ino++ }, racy: false });
+    out.set(path, { mode: entry.mode, oid: entry.oid, stat: { mtime: 1.5e12 + ino, ctime: 1.6e12 + ino, size: ino * 3, ino: ino, mode: 0o100600 + (ino % 7), uid: 1000 + ino, gid: ino++ }, racy: false });
   }
   return out;
 }
@@ -107,7 +107,7 @@ test('changes by path over a loaded index: set wins over the file, delete hides 
   const root = sample(m);
   const want = entriesOf(m, root);
   const loaded = loadIndex(saved(m, root, want), new MemTrees()).index;
-  const changed: IndexEntry = { mode: '100644', oid: want.get('a/x')!.oid, stat: { mtime: 1, ctime: 2, size: 3, ino: 4 }, racy: false };
+  const changed: IndexEntry = { mode: '100644', oid: want.get('a/x')!.oid, stat: { mtime: 1, ctime: 2, size: 3, ino: 4, mode: 0o100644, uid: 5, gid: 6 }, racy: false };
   loaded.set('a/x', changed);
   assert.ok(loaded.delete('a-b'));
   assert.not.ok(loaded.delete('a-b'), 'already gone');
@@ -163,6 +163,20 @@ test('a scan against a loaded index keeps every unchanged entry and hashes only 
   assert.is(third.hashed, 2);
   assert.equal([...third.index.keys()].sort(), ['d', 'd/e', 'd/e/f', 'd/new', 'g']);
   assert.is.not(third.root, first.root);
+});
+
+test('the metadata manifest and each entry\'s st_mode, uid and gid are saved with the index', () => {
+  const m = new MemTrees();
+  const root = build(m, { a: { x: '1' }, b: '2' });
+  const want = entriesOf(m, root);
+  const file = join(tmpdir(), 'meta.index');
+  const meta = Buffer.from('# glayer metadata 1\nb mode=600\n');
+  saveIndex(file, m, root, new Index(null, null, want), meta);
+  const loaded = loadIndex(file, new MemTrees());
+  assert.equal(loaded.meta, meta);
+  for (const [p, e] of want) assert.equal(loaded.index.get(p)!.stat, e.stat, p);
+  saveIndex(file, m, root, new Index(null, null, want));
+  assert.is(loadIndex(file, new MemTrees()).meta, null);
 });
 
 test.run();

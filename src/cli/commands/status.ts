@@ -8,13 +8,14 @@ export class StatusCommand extends GlayerCommand {
   static usage = Command.Usage({
     description: "show the writable layer's changes against the stack",
     details: `
-      Like \`docker diff\`: one line per change, \`A\` (added), \`C\` (changed: content, mode or kind) or \`D\`
-      (deleted), and the path. A deleted directory is one \`D\` line; an added one lists everything in it. Edits
+      Like \`docker diff\`: one line per change, \`A\` (added), \`C\` (changed: content, mode or kind), \`D\`
+      (deleted) or \`M\` (metadata only: owner, permission bits, mtime, xattrs or a hardlink; see
+      docs/metadata.md), and the path. A deleted directory is one \`D\` line; an added one lists everything in it. Edits
       made in the view are recorded in the writable layer first.
     `,
     examples: [
       ['Show the changes', '$0 status'],
-      ['As JSON: [{"path": ..., "change": "A" | "C" | "D", "kind": ...}]', '$0 status --json'],
+      ['As JSON: [{"path": ..., "change": "A" | "C" | "D" | "M", "kind": ..., "fields": ["mode", ...]}]', '$0 status --json'],
     ],
   });
 
@@ -27,7 +28,7 @@ export class StatusCommand extends GlayerCommand {
       return 0;
     }
     const color = useColor(this.context.stdout, this.context.env);
-    const paint = { A: ansi.green, C: ansi.yellow, D: ansi.red };
+    const paint = { A: ansi.green, C: ansi.yellow, D: ansi.red, M: ansi.yellow };
     for (const c of r.changes) this.out(`${color ? paint[c.change](c.change) : c.change} ${c.path}\n`);
     return 0;
   }
