@@ -26,6 +26,7 @@ import { TagCommand } from './commands/tag.js';
 import { ResetCommand } from './commands/reset.js';
 import { StackDeleteCommand, StackListCommand, StackNewCommand, StackSwitchCommand } from './commands/stack.js';
 import { EfficiencyCommand } from './commands/efficiency.js';
+import { GcCommand } from './commands/gc.js';
 
 export const VERSION = '0.1.0';
 
@@ -37,7 +38,7 @@ class DefaultCommand extends Command<GlayerContext> {
   }
 }
 
-export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand];
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand, GcCommand];
 
 /**
  * The commands a command line can be running: those whose every path word is in argv. Building clipanion's

@@ -18,7 +18,7 @@ import { hashObject, type ObjectType } from '../core/hash.js';
 export { hashObject, type ObjectType };
 export interface GitObject { type: ObjectType; data: Buffer }
 
-const TYPE_NUM: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
+export const TYPE_NUM: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
 const NUM_TYPE: Record<number, ObjectType> = { 1: 'commit', 2: 'tree', 3: 'blob', 4: 'tag' };
 
 /** Blobs at least this large are written and read as streamed loose objects, never held in memory. */
@@ -345,9 +345,16 @@ export class ObjectStore implements TreeSink {
 
   private lastPacked: { oid: string; at: { pack: Pack; offset: number } | null } | null = null;
 
-  read(oid: string): GitObject {
+  read(oid: string, retried = false): GitObject {
     const at = this.packed(oid);
-    if (at) return at.pack.read(oid, at.offset, this);
+    if (at) {
+      try { return at.pack.read(oid, at.offset, this); } catch (e) {
+        // A gc (api/gc.ts) may have replaced the pack since we listed them: look again, once.
+        if (retried || !(e instanceof ObjectError) || fs.existsSync(at.pack.packPath)) throw e;
+        this.rescan();
+        return this.read(oid, true);
+      }
+    }
     let raw: Buffer | null = null;
     try { raw = fs.readFileSync(this.loosePath(oid)); } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ObjectError(oid, `unreadable (${(e as NodeJS.ErrnoException).code})`);
@@ -355,6 +362,8 @@ export class ObjectStore implements TreeSink {
     if (raw) return parseLoose(oid, raw);
     // git treats the empty tree as always present; so do we, for reading.
     if (oid === EMPTY_TREE) return { type: 'tree', data: Buffer.alloc(0) };
+    // Packed by a gc since we listed the packs (its loose copy is gone): look again, once.
+    if (!retried && this.packs !== null) { this.rescan(); return this.read(oid, true); }
     throw new ObjectError(oid, 'missing');
   }
 
@@ -448,6 +457,26 @@ export class ObjectStore implements TreeSink {
   /** Called by ObjectWriter once a pack is in place. */
   addedPack(): void {
     this.rescan();
+  }
+
+  /** The packs as listed now: each file's path and its objects. */
+  packList(): Array<{ path: string; oids: () => Iterable<string> }> {
+    return this.loadPacks().map((p) => ({ path: p.packPath, oids: () => p.oids() }));
+  }
+
+  /** The loose objects' ids. */
+  *looseOids(): Generator<string> {
+    let dirs: string[] = [];
+    try { dirs = fs.readdirSync(this.objectsDir); } catch { return; }
+    for (const d of dirs) {
+      if (!/^[0-9a-f]{2}$/.test(d)) continue;
+      for (const f of fs.readdirSync(pjoin(this.objectsDir, d))) if (/^[0-9a-f]{38}$/.test(f)) yield d + f;
+    }
+  }
+
+  /** Where a loose object is (whether or not it exists). */
+  looseFile(oid: string): string {
+    return this.loosePath(oid);
   }
 
   *allOids(): Generator<string> {
@@ -667,7 +696,7 @@ function deflateOptions(size: number): zlib.ZlibOptions {
   return { level: 1, windowBits, memLevel: Math.max(1, Math.min(8, windowBits - 7)) };
 }
 
-function packEntryHeader(type: number, size: number): Buffer {
+export function packEntryHeader(type: number, size: number): Buffer {
   const bytes: number[] = [];
   let c = (type << 4) | (size & 15);
   size = Math.floor(size / 16);
@@ -680,7 +709,7 @@ function packEntryHeader(type: number, size: number): Buffer {
   return Buffer.from(bytes);
 }
 
-function buildIndex(entries: Array<{ oid: Buffer; offset: number; crc: number }>, packSum: Buffer): Buffer {
+export function buildIndex(entries: Array<{ oid: Buffer; offset: number; crc: number }>, packSum: Buffer): Buffer {
   entries.sort((a, b) => a.oid.compare(b.oid));
   const n = entries.length;
   const big = entries.filter((e) => e.offset >= 0x80000000);
