@@ -257,6 +257,48 @@ test('efficiency: figures equal an independent count; paths; --ci thresholds exi
   oneLine(await glayer(f.ws, 'efficiency', 'nosuch'), 2, /^glayer: unknown layer: nosuch$/);
 });
 
+test('tags and stacks over a remote: push --tags, fetch brings tags, push -u, fetch --prune', async () => {
+  const f = await fixture();
+  const bare = join(tmpdir(), 'layers.git');
+  git(bare, ['init', '--bare', '-q']);
+  await glayerOk(f.ws, 'remote', 'add', 'origin', bare);
+  await glayerOk(f.ws, 'tag', 'v1', 'HEAD~1');
+  await glayerOk(f.ws, 'tag', '-m', 'annotated', 'v2');
+  const u = await glayerOk(f.ws, 'push', '-u', 'origin');
+  assert.match(u.stdout, /now tracks origin\/main/);
+  assert.is(git(f.gitdir, ['config', 'branch.main.remote']), 'origin');
+  assert.is(git(f.gitdir, ['config', 'branch.main.merge']), 'refs/heads/main');
+  const t = await glayerOk(f.ws, 'push', '--tags');
+  assert.match(t.stdout, /\[new tag\] v1 -> origin\n\[new tag\] v2 -> origin/);
+  assert.is(git(bare, ['rev-parse', 'v1']), f.ids[3]);
+  assert.is(git(bare, ['cat-file', '-t', 'v2']), 'tag');
+  assert.match((await glayerOk(f.ws, 'push', '--tags')).stdout, /Everything up to date/);
+  fsck(bare);
+  // Another workspace fetches the tags; a tag of its own with another value is not moved.
+  const other = join(tmpdir(), 'other');
+  await glayerOk(tmpdir(), 'clone', bare, other);
+  await glayerOk(other, 'tag', 'v3', 'HEAD~4');
+  await glayerOk(f.ws, 'tag', 'v3', 'HEAD');
+  await glayerOk(f.ws, 'stack', 'new', 'gone');
+  await glayerOk(f.ws, 'push', '--tags');
+  await glayerOk(f.ws, 'push', 'origin', 'gone');
+  const fe = await glayerOk(other, 'fetch');
+  assert.is(git(join(other, '.glayer'), ['rev-parse', 'v1']), f.ids[3]);
+  assert.is(git(join(other, '.glayer'), ['cat-file', '-t', 'v2']), 'tag');
+  assert.is(git(join(other, '.glayer'), ['rev-parse', 'v3']), f.ids[0]);
+  assert.match(fe.stderr, /tag v3 differs from the remote's; kept the local one/);
+  assert.is(git(join(other, '.glayer'), ['rev-parse', 'refs/remotes/origin/gone']), f.ids[4]);
+  // The branch goes from the remote: fetch --prune drops its remote-tracking stack.
+  git(bare, ['update-ref', '-d', 'refs/heads/gone']);
+  await glayerOk(other, 'fetch');
+  assert.match(refs(join(other, '.glayer')), /refs\/remotes\/origin\/gone/);
+  const pr = await glayerOk(other, 'fetch', '--prune');
+  assert.match(pr.stdout, /pruned origin\/gone/);
+  assert.not.match(refs(join(other, '.glayer')), /refs\/remotes\/origin\/gone/);
+  fsck(join(other, '.glayer'));
+  fsck(f.gitdir);
+});
+
 test('help shows option values as words, not #0', async () => {
   for (const cmd of ['log', 'commit', 'squash', 'tag', 'efficiency', 'diff']) {
     const h = (await glayerOk(tmpdir(), cmd, '--help')).stdout;
