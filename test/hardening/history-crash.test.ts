@@ -13,7 +13,7 @@ import { run } from './spawn.js';
 
 const KILLS = Number(process.env.GLAYER_CRASH_KILLS ?? 100);
 
-test(`SIGKILL during squash, reset and stack switch (${Math.max(6, Math.floor(KILLS / 5))} kills each)`, async () => {
+test(`SIGKILL during squash, reset and stack switch (${Math.max(6, Math.floor(KILLS / 10))} kills each)`, async () => {
   const base = tmpdir();
   await glayerOk(base, 'init', 'ws', '--template', 'etc');
   const ws = join(base, 'ws');
@@ -32,7 +32,7 @@ test(`SIGKILL during squash, reset and stack switch (${Math.max(6, Math.floor(KI
     return snapshot(view);
   };
   views.set(git(gitdir, ['rev-parse', 'HEAD']), await viewOf());
-  const kills = Math.max(6, Math.floor(KILLS / 5));
+  const kills = Math.max(6, Math.floor(KILLS / 10));
   const ops: Array<{ name: string; args: () => string[] }> = [
     { name: 'squash', args: () => ['squash', 'HEAD~3'] },
     { name: 'reset', args: () => ['reset', 'HEAD~1'] },
