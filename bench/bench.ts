@@ -628,6 +628,138 @@ function rows10and11(fx: Fixture, runs: number, tar: string | null): Row[] {
   return [r10, r11];
 }
 
+// ---- rows 22-24: gc, efficiency and squash of a 1,000-layer stack (life12) ------------------------------------
+
+/**
+ * The life-of-a-stack fixture: the base tree, then `layers` small layers, each a new version of `per` files
+ * (a layer's tree holds only them), so versions of a path pile up as they do over months of use.
+ */
+function lifeStack(fx: Fixture): string {
+  const dir = join(fx.base, 'wlife');
+  if (fs.existsSync(dir)) return dir;
+  run('cp', ['-a', fx.template, dir]);
+  const per = 20;
+  const s = new ImportStream(join(fx.base, 'life.fi'));
+  let mark = 1;
+  let from = fx.baseCommit;
+  for (let l = 0; l < fx.cfg.layers; l++) {
+    const entries: Array<[string, string, string]> = [];
+    for (let k = 0; k < per; k++) {
+      const f = fx.w.files[(l * 7919 + k * 104729) % fx.w.files.length];
+      s.blob(mark, content(fx.w, f, l + 1));
+      entries.push([f.mode, `:${mark++}`, f.path]);
+    }
+    s.commit('refs/heads/main', mark, from, `layer ${l}`, entries);
+    from = `:${mark++}`;
+  }
+  fastImport(gitdirOf(dir), s, true);
+  // Compute and cache the top's union once (as the first mount-view or diff would), outside any timing.
+  glayer(fx.base, ['-C', dir, 'diff', '--name-only', 'HEAD~1', 'HEAD']);
+  const depth = git(['--git-dir', gitdirOf(dir), 'rev-list', '--count', '--first-parent', 'refs/heads/main']).stdout.trim();
+  check(`the life stack has ${fx.cfg.layers + 1} layers`, Number(depth) === fx.cfg.layers + 1, depth);
+  return dir;
+}
+
+function fsckOk(label: string, ws: string): void {
+  const r = git(['--git-dir', gitdirOf(ws), 'fsck', '--strict', '--no-dangling'], { allowFail: true });
+  check(`${label}: git fsck --strict`, r.status === 0, (r.stdout + r.stderr).slice(0, 500));
+}
+
+function row22(fx: Fixture, runs: number): Row {
+  const life = lifeStack(fx);
+  const objects = git(['--git-dir', gitdirOf(life), 'count-objects', '-v']).stdout.replace(/\n/g, ' ');
+  let n = 0;
+  const copy = (): string => { const d = join(fx.base, `gc-${++fx.seq}`); run('cp', ['-a', life, d]); run('sync', [], { noWrap: true }); return d; };
+  const glayerGc: Sampler = {
+    label: 'glayer gc',
+    sample(): Timing {
+      const d = copy();
+      const r = glayer(fx.base, ['-C', d, 'gc']);
+      if (n++ < 1) fsckOk('row 22: after glayer gc', d);
+      fs.rmSync(d, { recursive: true, force: true });
+      return r;
+    },
+  };
+  const gitGc: Sampler = {
+    label: 'git gc',
+    sample(): Timing {
+      const d = copy();
+      const r = git(['--git-dir', gitdirOf(d), 'gc', '--quiet']);
+      fs.rmSync(d, { recursive: true, force: true });
+      return r;
+    },
+  };
+  const sides = alternate([glayerGc, gitGc], runs);
+  return ratioRow(22, `gc of a store with ${fx.cfg.layers} layers over the ${fx.w.files.length}-file tree`, sides, 1.0, [`store before: ${objects}`]);
+}
+
+function row23(fx: Fixture, runs: number): Row {
+  const life = lifeStack(fx);
+  let n = 0;
+  const eff: Sampler = {
+    label: 'glayer efficiency',
+    sample(): Timing {
+      const r = glayer(fx.base, ['-C', life, 'efficiency', '--json']);
+      if (n++ < 1) {
+        const j = JSON.parse(r.stdout) as { layers: number; wastedBytes: number };
+        check('row 23: efficiency measured every layer', j.layers === fx.cfg.layers + 1, String(j.layers));
+        check('row 23: the overwritten versions are wasted bytes', j.wastedBytes > 0, String(j.wastedBytes));
+      }
+      return r;
+    },
+  };
+  const log1: Sampler = { label: 'glayer log -n 1 (a command on the same stack)', sample: () => glayer(fx.base, ['-C', life, 'log', '-n', '1']) };
+  const sides = alternate([eff, log1], runs);
+  const [g, a] = sides;
+  return {
+    id: 23, operation: `efficiency of a ${fx.cfg.layers + 1}-layer stack (wall time)`, unit: 'ms',
+    glayer: g, anchor: a, extra: [], ratio: g.stats.median / a.stats.median, target: '<= 2000 ms', met: g.stats.median <= 2000, notes: [],
+  };
+}
+
+function row24(fx: Fixture, runs: number): Row {
+  const life = lifeStack(fx);
+  // The anchor's workspace: an empty stack whose view holds the same union, not yet committed.
+  const fresh = join(fx.base, 'wfresh');
+  if (!fs.existsSync(fresh)) {
+    glayer(fx.base, ['init', fresh]);
+    glayer(fx.base, ['-C', fresh, 'mount-view']);
+    fs.rmSync(join(fresh, 'view'), { recursive: true });
+    glayer(fx.base, ['-C', life, 'mount-view', join(fresh, 'view.tmp')]);
+    run('cp', ['-a', join(fresh, 'view.tmp', '.'), join(fresh, 'view')]);
+    fs.rmSync(join(fresh, 'view.tmp'), { recursive: true });
+    // mount-view registered view.tmp as the life workspace's view: point it back (it has none of its own).
+    fs.writeFileSync(join(gitdirOf(life), 'glayer', 'state.json'), JSON.stringify({ version: 1, view: null, lower: null }));
+  }
+  let n = 0;
+  const copyOf = (src: string): string => { const d = join(fx.base, `sq-${++fx.seq}`); run('cp', ['-a', src, d]); run('sync', [], { noWrap: true }); return d; };
+  const squash: Sampler = {
+    label: `glayer squash (${fx.cfg.layers} layers)`,
+    sample(): Timing {
+      const d = copyOf(life);
+      const r = glayer(fx.base, ['-C', d, 'squash', 'HEAD~' + fx.cfg.layers]);
+      if (n++ < 1) {
+        fsckOk('row 24: after squash', d);
+        const count = git(['--git-dir', gitdirOf(d), 'rev-list', '--count', 'HEAD']).stdout.trim();
+        check('row 24: the squashed stack is the base and one layer', count === '2', count);
+      }
+      fs.rmSync(d, { recursive: true, force: true });
+      return r;
+    },
+  };
+  const commit: Sampler = {
+    label: 'glayer commit of the same union from scratch',
+    sample(): Timing {
+      const d = copyOf(fresh);
+      const r = glayer(fx.base, ['-C', d, 'commit', '-m', 'union']);
+      fs.rmSync(d, { recursive: true, force: true });
+      return r;
+    },
+  };
+  const sides = alternate([squash, commit], runs);
+  return ratioRow(24, `squash of ${fx.cfg.layers} layers vs a commit of the same union from scratch`, sides, 1.0);
+}
+
 // ---- profiling ----------------------------------------------------------------------------------------------
 
 /** Rerun the glayer side of a row once under --cpu-prof and summarize it. */
@@ -753,6 +885,10 @@ async function main(): Promise<number> {
       attempt(10, 'first status after an untar', () => { r1011 = rows10and11(fx, opts.runs, tars && typeof tars !== 'string' ? tars.minbase : null); return r1011[0]; });
       if (r1011.length && want(11)) { rows.push(r1011[1]); log(`row 11: workspace ${cell(r1011[1].glayer, 'MiB')}, tree ${cell(r1011[1].anchor, 'MiB')}, ${r1011[1].met ? 'met' : 'NOT met'}`); }
     }
+    attempt(22, 'gc of a 1000-layer store', () => row22(fx, opts.runs));
+    attempt(23, 'efficiency of a 1000-layer stack', () => row23(fx, opts.runs));
+    attempt(24, 'squash of 1000 layers', () => row24(fx, opts.runs));
+    ws.wlife = join(base, 'wlife');
 
     // Every glayer store must pass git fsck --strict.
     for (const [name, dir] of Object.entries(ws)) {

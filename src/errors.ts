@@ -119,3 +119,30 @@ export function brief(path: string): string {
   const d = display(path);
   return d.length <= 200 ? d : `${d.slice(0, 60)}...${d.slice(-120)}`;
 }
+
+/** A history rewrite (squash, reset) asked for something the stack's shape does not allow. */
+export class HistoryError extends GlayerError {
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('E_HISTORY', message, data);
+  }
+}
+
+/** A tag or stack that already exists (without -f), or one that is missing or in use. */
+export class RefExistsError extends GlayerError {
+  constructor(kind: 'tag' | 'stack', name: string) {
+    super('E_REF_EXISTS', `${kind} '${name}' already exists${kind === 'tag' ? ' (use -f to move it)' : ''}`, { kind, name });
+  }
+}
+
+export class UnknownRefError extends GlayerError {
+  constructor(kind: 'tag' | 'stack', name: string) {
+    super('E_UNKNOWN_REF', `no such ${kind}: ${name}`, { kind, name });
+  }
+}
+
+/** The writable layer has changes that an operation would lose or that clash with it. */
+export class DirtyError extends GlayerError {
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('E_DIRTY', message, data, 1);
+  }
+}

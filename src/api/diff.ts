@@ -24,6 +24,7 @@ import { structuredPatch } from 'diff';
 import { diffTrees, type Change } from '../core/changes.js';
 import { EMPTY_BLOB, isDir, kindOf, lookup, sameEntry, walkTree, type Kind, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';
 import { display, ObjectError, UsageError } from '../errors.js';
+import { detectRenames, MAX_SCORE, similarityIndex, type RenameFile } from '../core/renames.js';
 import type { Store } from '../store/store.js';
 import { hashObject } from '../core/hash.js';
 import { META_NAME, formatManifest, type Manifest } from '../core/meta.js';
@@ -33,7 +34,7 @@ import { resolveLayer, resolveViewPaths } from './resolve.js';
 import { reconcile, type Synced } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
-export type FileChange = 'A' | 'M' | 'D';
+export type FileChange = 'A' | 'M' | 'D' | 'R' | 'C';
 
 export interface FileSide {
   kind: Kind;
@@ -62,6 +63,10 @@ export interface FileDiff {
   /** The path as a byte string (latin1), exactly as stored. */
   pathBytes: string;
   change: FileChange;
+  /** For a rename or copy (R, C): the source's path (display and bytes) and git's similarity index (0-100). */
+  oldPath?: string;
+  oldPathBytes?: string;
+  similarity?: number;
   /** Part of a change of kind (file <-> symlink), shown as a deletion and an addition. */
   typeChange: boolean;
   old: FileSide | null;
@@ -84,6 +89,12 @@ export interface DiffContentOptions {
   timeoutMs?: number;
   /** No hunks for a file bigger than this on either side (default 64 MiB). */
   maxBytes?: number;
+  /** Detect renames (git's -M; default on) with this minimum similarity (0-100, default 50). */
+  renames?: boolean;
+  renameThreshold?: number;
+  /** Detect copies too (git's -C; implies renames), with this minimum similarity (default: renameThreshold). */
+  copies?: boolean;
+  copyThreshold?: number;
   /** Called with each file as it is made; when given, `files` in the result stays empty. */
   onFile?: (f: FileDiff) => void | Promise<void>;
 }
@@ -193,13 +204,49 @@ export async function diffViews(
     if (opts.onFile) await opts.onFile(m);
     else files.push(m);
   }
-  for (const pair of filePairs(ws.store.objects, limitedChanges(ws.store.objects, a, b, paths))) {
+  let pairs: Iterable<FilePair> = filePairs(ws.store.objects, limitedChanges(ws.store.objects, a, b, paths));
+  if (opts.renames !== false || opts.copies) pairs = withRenames([...pairs], reader, opts);
+  for (const pair of pairs) {
     const f = fileDiff(pair, reader, opts);
     count++;
     if (opts.onFile) await opts.onFile(f);
     else files.push(f);
   }
   return { files, count };
+}
+
+/**
+ * The pairs with renames and copies found (core/renames.ts): a deletion used as a rename's source goes, and its
+ * rename takes the place of the added file, as git orders them.
+ */
+export function withRenames(pairs: FilePair[], reader: BlobReader, opts: DiffContentOptions): FilePair[] {
+  const sources: RenameFile[] = [];
+  const deleted: boolean[] = [];
+  const srcAt: number[] = [];
+  const dests: RenameFile[] = [];
+  const dstAt: number[] = [];
+  const regular = (e: TreeEntry): boolean => e.mode === '100644' || e.mode === '100755';
+  pairs.forEach((p, k) => {
+    if (p.typeChange) return;
+    if (p.old && !p.new) { sources.push({ path: p.path, oid: p.old.oid, regular: regular(p.old) }); deleted.push(true); srcAt.push(k); }
+    else if (!p.old && p.new) { dests.push({ path: p.path, oid: p.new.oid, regular: regular(p.new) }); dstAt.push(k); }
+    else if (opts.copies && p.old && p.new) { sources.push({ path: p.path, oid: p.old.oid, regular: regular(p.old) }); deleted.push(false); srcAt.push(k); }
+  });
+  if (sources.length === 0 || dests.length === 0) return pairs;
+  const toScore = (pct: number | undefined): number | undefined => (pct === undefined ? undefined : Math.round((pct * MAX_SCORE) / 100));
+  const found = detectRenames(sources, deleted, dests, { read: (o) => reader.read(o), size: (o) => reader.size(o) }, {
+    copies: opts.copies, renameScore: toScore(opts.renameThreshold), copyScore: toScore(opts.copyThreshold ?? opts.renameThreshold),
+  });
+  if (found.length === 0) return pairs;
+  const gone = new Set<number>();
+  const replace = new Map<number, FilePair>();
+  for (const r of found) {
+    const src = pairs[srcAt[r.src]];
+    const dst = pairs[dstAt[r.dst]];
+    if (r.status === 'R') gone.add(srcAt[r.src]);
+    replace.set(dstAt[r.dst], { path: dst.path, old: src.old, new: dst.new, typeChange: false, from: { path: src.path, status: r.status, score: r.score } });
+  }
+  return pairs.flatMap((p, k) => (gone.has(k) ? [] : [replace.get(k) ?? p]));
 }
 
 /** Top-most changes from `a` to `b`, only under `limits` (view paths; none: everything). */
@@ -224,6 +271,8 @@ export interface FilePair {
   old: TreeEntry | null;
   new: TreeEntry | null;
   typeChange: boolean;
+  /** A rename or copy: where the old side comes from. */
+  from?: { path: string; status: 'R' | 'C'; score: number };
 }
 
 /** Top-most changes as file-level pairs (see the module comment for the order). */
@@ -291,7 +340,8 @@ export function fileDiff(pair: FilePair, reader: BlobReader, opts: DiffContentOp
   const f: FileDiff = {
     path: display(pair.path),
     pathBytes: pair.path,
-    change: pair.old && pair.new ? 'M' : pair.old ? 'D' : 'A',
+    change: pair.from ? pair.from.status : pair.old && pair.new ? 'M' : pair.old ? 'D' : 'A',
+    ...(pair.from ? { oldPath: display(pair.from.path), oldPathBytes: pair.from.path, similarity: similarityIndex(pair.from.score) } : {}),
     typeChange: pair.typeChange,
     old: side(pair.old, reader, content),
     new: side(pair.new, reader, content),
@@ -301,6 +351,11 @@ export function fileDiff(pair: FilePair, reader: BlobReader, opts: DiffContentOp
     added: 0,
     deleted: 0,
   };
+  if (content && pair.from && f.old!.oid === f.new!.oid) {
+    // An exact rename or copy has no hunks; whether it is binary still shows (git's --stat prints `Bin`).
+    if (f.old!.kind === 'file') f.binary = isBinary(reader.read(f.old!.oid));
+    return f;
+  }
   if (!content || (f.old && f.new && f.old.oid === f.new.oid)) return f;
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   if ((f.old?.size ?? 0) > maxBytes || (f.new?.size ?? 0) > maxBytes) { f.skipped = 'too-large'; return f; }

@@ -8,7 +8,7 @@
  */
 import { walkTree } from '../core/tree.js';
 import { GlayerError, ObjectError, UsageError } from '../errors.js';
-import { listRefs, readRef, updateRef, writeSymbolicHead, checkRefName } from '../store/refs.js';
+import { deleteRef, listRefs, readRef, updateRef, writeSymbolicHead, checkRefName } from '../store/refs.js';
 import {
   addRemoteConfig, fetchObjects, listRemote, peel, safeUrl, writeUpstream, type RemoteRefs,
 } from '../store/remote.js';
@@ -68,6 +68,8 @@ export interface Fetched {
   listed: RemoteRefs;
   /** Remote ref (full name) -> the commit it names, for every ref fetched and checked. */
   tops: Map<string, string>;
+  /** Remote ref -> the object it names as received (an annotated tag's own object), where known. */
+  raw: Map<string, string>;
 }
 
 /**
@@ -77,10 +79,12 @@ export interface Fetched {
 export async function fetchChecked(store: Store, source: Source, wanted: string[] | null, onProgress?: Progress): Promise<Fetched> {
   const listed = await listRemote(source.transport, { onProgress });
   const refs = wanted ?? [...listed.refs.keys()].filter((r) => r.startsWith('refs/heads/'));
-  const missing = refs.filter((r) => !listed.refs.has(r) || !store.objects.has(listed.refs.get(r)!));
+  // A tag not here yet is fetched even when its layer is: an annotated tag's own object may be missing.
+  const missing = refs.filter((r) => !listed.refs.has(r) || !store.objects.has(listed.refs.get(r)!) || (r.startsWith('refs/tags/') && readRef(store.gitdir, r) === null));
   const got = await fetchObjects(store.gitdir, source.transport, missing, { onProgress });
   store.objects.rescan();
   const tops = new Map<string, string>();
+  const rawRefs = new Map<string, string>();
   try {
     const known = knownLayers(store);
     for (const ref of refs) {
@@ -93,6 +97,7 @@ export async function fetchChecked(store: Store, source: Source, wanted: string[
       }
       checkStack(store, top, known, source.url, ref);
       tops.set(ref, top);
+      rawRefs.set(ref, raw);
     }
   } catch (e) {
     // Refused: take back every object that arrived, so the store is as it was.
@@ -100,7 +105,7 @@ export async function fetchChecked(store: Store, source: Source, wanted: string[
     store.objects.rescan();
     throw e;
   }
-  return { source, listed, tops };
+  return { source, listed, tops, raw: rawRefs };
 }
 
 export interface RefUpdate { ref: string; old: string | null; new: string }
@@ -123,6 +128,10 @@ export function updateTracking(store: Store, remote: string, tops: Map<string, s
 export interface FetchOptions extends WorkspaceOptions {
   /** A remote's name, a URL or a path; default: the stack's upstream remote, else origin. */
   remote?: string;
+  /** Bring the remote's tags too (default true); an existing local tag is never moved. */
+  tags?: boolean;
+  /** Delete remote-tracking stacks whose branch the remote no longer has. */
+  prune?: boolean;
 }
 
 export interface FetchResult {
@@ -132,6 +141,11 @@ export interface FetchResult {
   updated: RefUpdate[];
   /** Every branch the remote has, with its top layer. */
   stacks: Array<{ ref: string; top: string }>;
+  /** Tags created locally, and tags the remote has that differ from a local tag of the same name (kept). */
+  tags: RefUpdate[];
+  tagsRejected: string[];
+  /** Remote-tracking stacks deleted by `prune`. */
+  pruned: string[];
 }
 
 export async function fetch(opts: FetchOptions = {}): Promise<FetchResult> {
@@ -140,9 +154,30 @@ export async function fetch(opts: FetchOptions = {}): Promise<FetchResult> {
     const name = opts.remote ?? (await defaultRemote(ws, stackName(ws.store.stackRef)));
     if (!name) throw new UsageError("no remote to fetch from: name one (glayer fetch URL) or add one (glayer remote add origin URL)");
     const source = await resolveSource(ws.gitdir, name, cwd);
-    const f = await fetchChecked(ws.store, source, null, opts.onProgress);
-    const updated = source.name ? updateTracking(ws.store, source.name, f.tops) : [];
-    return { remote: source.name, url: safeUrl(source.url), updated, stacks: [...f.tops].map(([ref, top]) => ({ ref, top })) };
+    const listed = await listRemote(source.transport, { onProgress: opts.onProgress });
+    const wanted = [...listed.refs.keys()].filter((r) => r.startsWith('refs/heads/') || (opts.tags !== false && r.startsWith('refs/tags/')));
+    const f = await fetchChecked(ws.store, source, wanted, opts.onProgress);
+    const heads = new Map([...f.tops].filter(([r]) => r.startsWith('refs/heads/')));
+    const updated = source.name ? updateTracking(ws.store, source.name, heads) : [];
+    const tags: RefUpdate[] = [];
+    const tagsRejected: string[] = [];
+    for (const [ref, top] of f.tops) {
+      if (!ref.startsWith('refs/tags/')) continue;
+      try { checkRefName(ref); } catch { continue; }
+      const obj = f.raw.get(ref) ?? top;
+      const local = readRef(ws.gitdir, ref);
+      if (local === null) { ws.store.moveRef(ref, obj, null, `fetch: tag from ${safeUrl(source.url)}`); tags.push({ ref, old: null, new: obj }); }
+      else if (local !== obj && peel(ws.store.objects, local) !== top) tagsRejected.push(ref.slice(10));
+    }
+    const pruned: string[] = [];
+    if (opts.prune && source.name) {
+      for (const [ref, oid] of listRefs(ws.gitdir, `refs/remotes/${source.name}/`)) {
+        if (ref.endsWith('/HEAD') || listed.refs.has(`refs/heads/${ref.slice(14 + source.name.length)}`)) continue;
+        deleteRef(ws.gitdir, ref, oid);
+        pruned.push(ref);
+      }
+    }
+    return { remote: source.name, url: safeUrl(source.url), updated, stacks: [...heads].map(([ref, top]) => ({ ref, top })), tags, tagsRejected, pruned };
   });
 }
 

@@ -3,8 +3,8 @@
  * fast-forward is accepted (the remote's top must be one of the local stack's layers) unless `force`.
  */
 import { UsageError } from '../errors.js';
-import { checkRefName, readRef, updateRef } from '../store/refs.js';
-import { listRemote, NonFastForwardError, pushRef, safeUrl } from '../store/remote.js';
+import { checkRefName, listRefs, readRef, updateRef } from '../store/refs.js';
+import { listRemote, NonFastForwardError, peel, pushRef, safeUrl, writeUpstream } from '../store/remote.js';
 import type { Store } from '../store/store.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { defaultRemote, resolveSource, stackName } from './remote.js';
@@ -17,6 +17,10 @@ export interface PushOptions extends WorkspaceOptions {
   stack?: string;
   /** Replace the remote branch even when that drops layers it has. */
   force?: boolean;
+  /** Push every tag the remote lacks instead of the stack (git push --tags); a remote tag is never moved. */
+  tags?: boolean;
+  /** Make REMOTE's branch the stack's upstream after the push (git push -u). */
+  setUpstream?: boolean;
 }
 
 export interface PushResult {
@@ -26,6 +30,10 @@ export interface PushResult {
   old: string | null;
   new: string;
   upToDate: boolean;
+  /** With `tags`: tags sent, and tags the remote has with another value (left as they are). */
+  tags?: string[];
+  tagsRejected?: string[];
+  upstream?: string | null;
 }
 
 /** Is `ancestor` reachable from `from` (any parent)? Only the local store is searched. */
@@ -55,7 +63,20 @@ export async function push(opts: PushOptions = {}): Promise<PushResult> {
     const name = opts.remote ?? (await defaultRemote(ws, stack));
     if (!name) throw new UsageError("no remote to push to: name one (glayer push URL) or add one (glayer remote add origin URL)");
     const source = await resolveSource(ws.gitdir, name, cwd);
+    if (opts.setUpstream && !source.name) throw new UsageError(`-u needs a named remote (glayer remote add NAME ${name}), not a URL or path`);
     const listed = await listRemote(source.transport, { onProgress: opts.onProgress });
+    if (opts.tags) {
+      const sent: string[] = [];
+      const rejected: string[] = [];
+      for (const [tref, tobj] of [...listRefs(ws.gitdir, 'refs/tags/')].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+        const theirs = listed.refs.get(tref);
+        if (theirs === undefined) {
+          await pushRef(ws.gitdir, source.transport, { oid: tobj, ref: tref, expected: null }, { onProgress: opts.onProgress });
+          sent.push(tref.slice(10));
+        } else if (theirs !== peel(store.objects, tobj)) rejected.push(tref.slice(10));
+      }
+      return { remote: source.name, url: safeUrl(source.url), ref: 'refs/tags/*', old: null, new: oid, upToDate: sent.length === 0, tags: sent, tagsRejected: rejected };
+    }
     const old = listed.refs.get(ref) ?? null;
     const result = { remote: source.name, url: safeUrl(source.url), ref, old, new: oid, upToDate: old === oid };
     if (old !== oid) {
@@ -68,6 +89,10 @@ export async function push(opts: PushOptions = {}): Promise<PushResult> {
       const tracking = `refs/remotes/${source.name}/${stack}`;
       const cur = readRef(ws.gitdir, tracking);
       if (cur !== oid) updateRef(ws.gitdir, tracking, oid, cur);
+    }
+    if (opts.setUpstream && source.name) {
+      await writeUpstream(ws.gitdir, stack, source.name, ref);
+      return { ...result, upstream: `${source.name}/${stack}` };
     }
     return result;
   });

@@ -21,6 +21,12 @@ import { DiffCommand } from './commands/diff.js';
 import { ShowCommand } from './commands/show.js';
 import { BlameCommand } from './commands/blame.js';
 import { FsckCommand } from './commands/fsck.js';
+import { SquashCommand } from './commands/squash.js';
+import { TagCommand } from './commands/tag.js';
+import { ResetCommand } from './commands/reset.js';
+import { StackDeleteCommand, StackListCommand, StackNewCommand, StackSwitchCommand } from './commands/stack.js';
+import { EfficiencyCommand } from './commands/efficiency.js';
+import { GcCommand } from './commands/gc.js';
 
 export const VERSION = '0.1.0';
 
@@ -32,7 +38,7 @@ class DefaultCommand extends Command<GlayerContext> {
   }
 }
 
-export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand];
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand, GcCommand];
 
 /**
  * The commands a command line can be running: those whose every path word is in argv. Building clipanion's
@@ -54,6 +60,9 @@ export function buildCli(color: boolean, commands: readonly (typeof COMMANDS)[nu
   for (const c of commands) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
+  // clipanion shows an option's value as `#0`; show a word instead (`-C DIR`, `-m MSG`, `-n N`).
+  const usage = cli.usage.bind(cli);
+  cli.usage = ((...args: Parameters<typeof usage>) => withPlaceholders(usage(...args))) as typeof cli.usage;
   return cli;
 }
 
@@ -92,4 +101,20 @@ export async function runCli(argv: string[], ctx: RunContext = {}): Promise<numb
     return 2;
   }
   return cli.run(command, context);
+}
+
+/** The word shown for an option's value in help, by option name (others: VALUE). */
+const PLACEHOLDERS: Record<string, string> = {
+  '-C': 'DIR', '-m': 'MSG', '--message': 'MSG', '-n': 'N', '--max-count': 'N', '--top': 'N', '-U': 'N', '--unified': 'N',
+  '--template': 'NAME', '--stack': 'NAME', '--branch': 'NAME', '--from': 'LAYER', '--strategy': 'ours|theirs',
+  '--prune': 'now|DATE', '--lowest-efficiency': 'R', '--highest-wasted-bytes': 'B', '--highest-user-wasted-percent': 'P',
+  '--find-renames': 'N', '-M': 'N', '--find-copies': 'N',
+};
+
+export function withPlaceholders(text: string): string {
+  // In the option list the description column is aligned: keep it so by taking spaces from after the word.
+  return text.replace(/((?:-{1,2}[A-Za-z][\w-]*)(?:,-{1,2}[A-Za-z][\w-]*)*) #0( *)/g, (_m, names: string, pad: string) => {
+    const word = names.split(',').map((n) => PLACEHOLDERS[n]).find((w) => w !== undefined) ?? 'VALUE';
+    return `${names} ${word}${pad === '' ? '' : ' '.repeat(Math.max(1, pad.length - (word.length - 2)))}`;
+  });
 }

@@ -44,10 +44,17 @@ const abbrev = (oid: string | undefined): string => (oid ?? '0000000000').slice(
 /** The git-style patch of one file, as a byte string. */
 export function formatPatch(f: FileDiff, color: boolean): string {
   const meta = (s: string): string => (color ? C.meta + s + RESET : s) + '\n';
-  const a = quotePath('a/' + f.pathBytes);
+  const oldBytes = f.oldPathBytes ?? f.pathBytes;
+  const a = quotePath('a/' + oldBytes);
   const b = quotePath('b/' + f.pathBytes);
   let out = meta(`diff --git ${a} ${b}`);
-  if (f.change === 'A') {
+  if (f.change === 'R' || f.change === 'C') {
+    const sameMode = f.old!.mode === f.new!.mode;
+    if (!sameMode) out += meta(`old mode ${f.old!.mode}`) + meta(`new mode ${f.new!.mode}`);
+    const word = f.change === 'R' ? 'rename' : 'copy';
+    out += meta(`similarity index ${f.similarity}%`) + meta(`${word} from ${quotePath(oldBytes)}`) + meta(`${word} to ${quotePath(f.pathBytes)}`);
+    if (f.old!.oid !== f.new!.oid) out += meta(`index ${abbrev(f.old!.oid)}..${abbrev(f.new!.oid)}${sameMode ? ' ' + f.new!.mode : ''}`);
+  } else if (f.change === 'A') {
     out += meta(`new file mode ${f.new!.mode}`) + meta(`index 0000000..${abbrev(f.new!.oid)}`);
   } else if (f.change === 'D') {
     out += meta(`deleted file mode ${f.old!.mode}`) + meta(`index ${abbrev(f.old!.oid)}..0000000`);
@@ -58,11 +65,12 @@ export function formatPatch(f: FileDiff, color: boolean): string {
   }
   const from = f.old ? a : '/dev/null';
   const to = f.new ? b : '/dev/null';
+  if (f.old && f.new && f.old.oid === f.new.oid) return out;
   if (f.binary) return out + `Binary files ${from} and ${to} differ\n`;
   if (f.skipped) return out + `Files ${from} and ${to} differ\n`;
   if (f.hunks.length === 0) return out;
   // git ends these two lines with a tab when the name has a space (so that GNU patch finds where it ends).
-  const tab = (label: string): string => (label !== '/dev/null' && f.pathBytes.includes(' ') ? '\t' : '');
+  const tab = (label: string): string => (label !== '/dev/null' && (label === from ? oldBytes : f.pathBytes).includes(' ') ? '\t' : '');
   out += meta(`--- ${from}`).slice(0, -1) + tab(from) + '\n' + meta(`+++ ${to}`).slice(0, -1) + tab(to) + '\n';
   for (const h of f.hunks) out += formatHunk(h, color);
   return out;
@@ -160,6 +168,36 @@ export function formatStat(entries: readonly StatEntry[], width: number, color: 
   return out + '\n';
 }
 
+/** git's parse_rename_score: digits are a fraction (`5` = 50%, `75` = 75%, `.5` = 50%), `N%` a percentage; a MAX_SCORE-scale score. */
+export function parseRenameScore(text: string): number {
+  if (!/^(\d*\.?\d*%?)$/.test(text) || text === '' || text === '.' || text === '%') throw new UsageError(`not a similarity: '${text}' (e.g. 50, 50%, .5)`);
+  let num = 0;
+  let scale = 1;
+  let dot = false;
+  for (const ch of text) {
+    if (!dot && ch === '.') { scale = 1; dot = true; }
+    else if (ch === '%') { scale = dot ? scale * 100 : 100; break; }
+    else if (scale < 100000) { scale *= 10; num = num * 10 + Number(ch); }
+  }
+  return num >= scale ? 60000 : Math.floor((60000 * num) / scale);
+}
+
+/** git's pprint_rename: `old => new`, with a common directory prefix and suffix outside braces. */
+export function renameName(a: string, b: string): string {
+  if (quotePath(a) !== a || quotePath(b) !== b) return `${quotePath(a)} => ${quotePath(b)}`;
+  let pfx = 0;
+  for (let i = 0; i < a.length && i < b.length && a[i] === b[i]; i++) if (a[i] === '/') pfx = i + 1;
+  let sfx = 0;
+  const adj = pfx ? 1 : 0;
+  for (let i = a.length, j = b.length; i >= pfx - adj && j >= pfx - adj && (i === a.length ? j === b.length : a[i] === b[j]); i--, j--) {
+    if (i < a.length && a[i] === '/') sfx = a.length - i;
+  }
+  const am = Math.max(0, a.length - pfx - sfx);
+  const bm = Math.max(0, b.length - pfx - sfx);
+  if (pfx + sfx === 0) return `${a} => ${b}`;
+  return `${a.slice(0, pfx)}{${a.slice(pfx, pfx + am)} => ${b.slice(pfx, pfx + bm)}}${a.slice(a.length - sfx)}`;
+}
+
 // ---- JSON -------------------------------------------------------------------------------------------------
 
 const utf8 = (bytes: string): string => Buffer.from(bytes, 'latin1').toString('utf8');
@@ -169,6 +207,7 @@ export function fileJson(f: FileDiff): unknown {
   return {
     path: f.path,
     change: f.change,
+    ...(f.oldPath !== undefined ? { oldPath: f.oldPath, similarity: f.similarity } : {}),
     typeChange: f.typeChange,
     old: f.old,
     new: f.new,
@@ -235,10 +274,12 @@ export class DiffRenderer {
       case 'json': return this.out.text((this.count === 1 ? '[\n' : ',\n') + indent(JSON.stringify(fileJson(f), null, 2)));
       case 'name-only':
         if (f.typeChange && f.change === 'D') return;
+        // git lists a rename or copy by its new path.
         return this.out.bytes(quotePath(f.pathBytes) + '\n');
       case 'name-status':
         // A change of kind is one entry, 'T', as git lists it.
         if (f.typeChange && f.change === 'D') return;
+        if (f.oldPathBytes !== undefined) return this.out.bytes(`${f.change}${String(f.similarity).padStart(3, '0')}\t${quotePath(f.oldPathBytes)}\t${quotePath(f.pathBytes)}\n`);
         return this.out.bytes(`${f.typeChange ? 'T' : f.change}\t${quotePath(f.pathBytes)}\n`);
       case 'stat': {
         if (f.typeChange && f.change === 'D') { this.pendingType = f; return; }
@@ -246,12 +287,12 @@ export class DiffRenderer {
         this.pendingType = null;
         const binary = f.binary || f.skipped !== null || (prev !== null && (prev.binary || prev.skipped !== null));
         this.stats.push({
-          name: quotePath(f.pathBytes),
+          name: f.oldPathBytes !== undefined ? renameName(f.oldPathBytes, f.pathBytes) : quotePath(f.pathBytes),
           added: f.added + (prev?.added ?? 0),
           deleted: f.deleted + (prev?.deleted ?? 0),
           binary,
-          oldSize: (prev ?? f).old?.size ?? 0,
-          newSize: f.new?.size ?? 0,
+          oldSize: f.old && f.new && f.old.oid === f.new.oid ? 0 : (prev ?? f).old?.size ?? 0,
+          newSize: f.old && f.new && f.old.oid === f.new.oid ? 0 : f.new?.size ?? 0,
         });
       }
     }
@@ -275,6 +316,9 @@ export abstract class DiffOutputCommand extends GlayerCommand {
   nameOnly = Option.Boolean('--name-only', false, { description: 'Show only the paths that differ' });
   nameStatus = Option.Boolean('--name-status', false, { description: 'Show the paths with A (added), M (modified), D (deleted) or T (kind changed)' });
   unified = Option.String('-U,--unified', { description: 'Lines of context around each change (default 3)' });
+  findRenames = Option.String('-M,--find-renames', false, { tolerateBoolean: true, description: 'Detect renames (on by default), at least N similar (git\'s syntax: 50, 50%, .5; default 50%)' });
+  noRenames = Option.Boolean('--no-renames', false, { description: 'Show a rename as a deletion and an addition' });
+  findCopies = Option.String('--find-copies', false, { tolerateBoolean: true, description: 'Detect copies (from deleted and modified files) too, at least N similar (git\'s -C; here -C is the directory)' });
   color = Option.Boolean('--color', { description: 'Colour the output (default: when stdout is a terminal and NO_COLOR is unset); --no-color turns it off' });
 
   /** Set by runCli (src/cli/cli.ts): the raw arguments, to find where `--` was. */
@@ -285,6 +329,18 @@ export abstract class DiffOutputCommand extends GlayerCommand {
     const n = Number(this.unified);
     if (!/^\d+$/.test(this.unified) || !Number.isSafeInteger(n)) throw new UsageError(`-U takes a whole number of lines, not '${this.unified}'`);
     return n;
+  }
+
+  /** The rename and copy options for the API (git's -M/-C semantics; -M is on unless --no-renames). */
+  get renameOptions(): { renames: boolean; renameThreshold?: number; copies: boolean; copyThreshold?: number } {
+    const pct = (v: string | boolean): number | undefined => (typeof v === 'string' ? (parseRenameScore(v) * 100) / 60000 : undefined);
+    if (this.noRenames && (this.findRenames !== false || this.findCopies !== false)) throw new UsageError('--no-renames cannot be combined with -M or --find-copies');
+    return {
+      renames: !this.noRenames,
+      renameThreshold: pct(this.findRenames),
+      copies: this.findCopies !== false,
+      copyThreshold: pct(this.findCopies),
+    };
   }
 
   get format(): DiffFormat {

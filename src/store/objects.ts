@@ -19,7 +19,7 @@ import { hashObject, type ObjectType } from '../core/hash.js';
 export { hashObject, type ObjectType };
 export interface GitObject { type: ObjectType; data: Buffer }
 
-const TYPE_NUM: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
+export const TYPE_NUM: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
 const NUM_TYPE: Record<number, ObjectType> = { 1: 'commit', 2: 'tree', 3: 'blob', 4: 'tag' };
 
 /** Files at least this large are streamed into a pack in one read, never held in memory. */
@@ -366,9 +366,16 @@ export class ObjectStore implements TreeSink {
 
   private lastPacked: { oid: string; at: { pack: Pack; offset: number } | null } | null = null;
 
-  read(oid: string): GitObject {
+  read(oid: string, retried = false): GitObject {
     const at = this.packed(oid);
-    if (at) return at.pack.read(oid, at.offset, this);
+    if (at) {
+      try { return at.pack.read(oid, at.offset, this); } catch (e) {
+        // A gc (api/gc.ts) may have replaced the pack since we listed them: look again, once.
+        if (retried || !(e instanceof ObjectError) || fs.existsSync(at.pack.packPath)) throw e;
+        this.rescan();
+        return this.read(oid, true);
+      }
+    }
     let raw: Buffer | null = null;
     try { raw = fs.readFileSync(this.loosePath(oid)); } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ObjectError(oid, `unreadable (${(e as NodeJS.ErrnoException).code})`);
@@ -376,6 +383,8 @@ export class ObjectStore implements TreeSink {
     if (raw) return parseLoose(oid, raw);
     // git treats the empty tree as always present; so do we, for reading.
     if (oid === EMPTY_TREE) return { type: 'tree', data: Buffer.alloc(0) };
+    // Packed by a gc since we listed the packs (its loose copy is gone): look again, once.
+    if (!retried && this.packs !== null) { this.rescan(); return this.read(oid, true); }
     throw new ObjectError(oid, 'missing');
   }
 
@@ -490,6 +499,26 @@ export class ObjectStore implements TreeSink {
   /** Called by ObjectWriter once a pack is in place. */
   addedPack(): void {
     this.rescan();
+  }
+
+  /** The packs as listed now: each file's path and its objects. */
+  packList(): Array<{ path: string; oids: () => Iterable<string> }> {
+    return this.loadPacks().map((p) => ({ path: p.packPath, oids: () => p.oids() }));
+  }
+
+  /** The loose objects' ids. */
+  *looseOids(): Generator<string> {
+    let dirs: string[] = [];
+    try { dirs = fs.readdirSync(this.objectsDir); } catch { return; }
+    for (const d of dirs) {
+      if (!/^[0-9a-f]{2}$/.test(d)) continue;
+      for (const f of fs.readdirSync(pjoin(this.objectsDir, d))) if (/^[0-9a-f]{38}$/.test(f)) yield d + f;
+    }
+  }
+
+  /** Where a loose object is (whether or not it exists). */
+  looseFile(oid: string): string {
+    return this.loosePath(oid);
   }
 
   *allOids(): Generator<string> {
@@ -980,7 +1009,7 @@ export class ZlibFramer {
   }
 }
 
-function packEntryHeader(type: number, size: number): Buffer {
+export function packEntryHeader(type: number, size: number): Buffer {
   const bytes: number[] = [];
   let c = (type << 4) | (size & 15);
   size = Math.floor(size / 16);
@@ -994,7 +1023,7 @@ function packEntryHeader(type: number, size: number): Buffer {
 }
 
 /** A v2 pack index from the entries' ids (20 bytes each), offsets and CRCs, in the order they were written. */
-function buildIndex(oids: Buffer, offsets: Float64Array, crcs: Uint32Array, n: number, packSum: Buffer): Buffer {
+export function buildIndex(oids: Buffer, offsets: Float64Array, crcs: Uint32Array, n: number, packSum: Buffer): Buffer {
   const order = new Uint32Array(n);
   const first = new Uint32Array(n);
   for (let k = 0; k < n; k++) { order[k] = k; first[k] = oids.readUInt32BE(k * 20); }

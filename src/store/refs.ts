@@ -126,3 +126,81 @@ function writeLocked(path: string, text: string, name: string): void {
   }
   fs.renameSync(lock, path);
 }
+
+/**
+ * Delete `ref` if it still holds `expected`: under its lock, the loose file goes, then its line in
+ * packed-refs (rewritten to a temporary file and renamed), as git does. Its reflog goes with it.
+ */
+export function deleteRef(gitdir: string, ref: string, expected: string): void {
+  checkRefName(ref);
+  const path = join(gitdir, ref);
+  const lock = path + '.lock';
+  let fd: number;
+  try { fd = fs.openSync(lock, 'wx'); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RefError(ref, `is locked by another writer (${lock} exists; remove it if no glayer or git process is running)`);
+    throw e;
+  }
+  try {
+    const current = readRef(gitdir, ref);
+    if (current !== expected) throw new RefError(ref, `moved while we worked (now ${current ?? 'absent'}, expected ${expected})`);
+    if (packedRefs(gitdir).has(ref)) {
+      const packed = join(gitdir, 'packed-refs');
+      const lines = fs.readFileSync(packed, 'utf8').split('\n');
+      const keep: string[] = [];
+      for (let k = 0; k < lines.length; k++) {
+        if (lines[k].slice(41) === ref && lines[k][40] === ' ') {
+          if (lines[k + 1]?.startsWith('^')) k++;
+          continue;
+        }
+        keep.push(lines[k]);
+      }
+      writeLocked(packed, keep.join('\n'), 'packed-refs');
+    }
+    fs.rmSync(path, { force: true });
+    fs.rmSync(join(gitdir, 'logs', ref), { force: true });
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(lock, { force: true });
+  }
+}
+
+export interface ReflogEntry { old: string; new: string; who: string; timestamp: number; message: string }
+
+const ZERO = '0'.repeat(40);
+
+/** Append one line to `ref`'s reflog (`logs/<ref>`), in git's format. `old` null: the ref was created. */
+export function appendReflog(gitdir: string, ref: string, old: string | null, oid: string, who: { name: string; email: string; timestamp: number; tz: string }, message: string): void {
+  checkRefName(ref);
+  const file = join(gitdir, 'logs', ref);
+  fs.mkdirSync(dirname(file), { recursive: true });
+  const line = `${old ?? ZERO} ${oid} ${who.name} <${who.email}> ${who.timestamp} ${who.tz}\t${message.replace(/\n/g, ' ')}\n`;
+  fs.appendFileSync(file, line);
+}
+
+/** `ref`'s reflog, oldest first (empty when it has none). */
+export function readReflog(gitdir: string, ref: string): ReflogEntry[] {
+  let text = '';
+  try { text = fs.readFileSync(join(gitdir, 'logs', ref), 'utf8'); } catch { return []; }
+  const out: ReflogEntry[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]{40}) ([0-9a-f]{40}) (.*?) (\d+) [+-]\d{4}\t?(.*)$/.exec(line);
+    if (m) out.push({ old: m[1], new: m[2], who: m[3], timestamp: Number(m[4]), message: m[5] });
+  }
+  return out;
+}
+
+/** Every oid any reflog of the store names (both sides of each entry), for reachability. */
+export function reflogOids(gitdir: string): Set<string> {
+  const out = new Set<string>();
+  const walk = (rel: string): void => {
+    let names: fs.Dirent[];
+    try { names = fs.readdirSync(join(gitdir, rel), { withFileTypes: true }); } catch { return; }
+    for (const d of names) {
+      const r = `${rel}/${d.name}`;
+      if (d.isDirectory()) walk(r);
+      else if (d.isFile()) for (const e of readReflog(gitdir, r.slice(5))) { if (e.old !== ZERO) out.add(e.old); if (e.new !== ZERO) out.add(e.new); }
+    }
+  };
+  walk('logs');
+  return out;
+}

@@ -12,7 +12,7 @@ import { EMPTY_TREE } from '../core/tree.js';
 import { applyManifest, formatManifest, manifestEntry, parseLayerManifest, parseManifest, type Manifest } from '../core/meta.js';
 import { ObjectStore, type ObjectWriter } from './objects.js';
 import { formatCommit, parseCommit, signatureFromEnv, type Commit, type Signature } from './commits.js';
-import { readRef, readSymbolicHead, updateRef } from './refs.js';
+import { appendReflog, readRef, readSymbolicHead, updateRef } from './refs.js';
 
 export { type Commit, type Signature } from './commits.js';
 
@@ -257,8 +257,15 @@ export class Store {
     return w.add('commit', formatCommit({ tree, parents, author, committer, message }));
   }
 
-  moveStack(to: string, expected: string | null): void {
-    updateRef(this.gitdir, this.stackRef, to, expected);
+  /** Move the current stack's ref (see refs.ts) and record the move in its reflog. */
+  moveStack(to: string, expected: string | null, why = 'glayer'): void {
+    this.moveRef(this.stackRef, to, expected, why);
+  }
+
+  /** Move any ref under its lock, then append to its reflog (the reflog is a record, not the truth). */
+  moveRef(ref: string, to: string, expected: string | null, why: string): void {
+    updateRef(this.gitdir, ref, to, expected);
+    try { appendReflog(this.gitdir, ref, expected, to, this.signature('COMMITTER'), why); } catch { /* a record only */ }
   }
 
   close(): void {

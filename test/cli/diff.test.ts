@@ -174,7 +174,7 @@ test.before(async () => { fx = await scenario(); });
 
 test('diff A B: the same files and hunks as git diff --no-index of the two views', async () => {
   const [l1, l2] = fx.ids;
-  const ours = (await glayerOk(fx.ws, 'diff', l1, l2)).stdout;
+  const ours = (await glayerOk(fx.ws, 'diff', '--no-renames', l1, l2)).stdout;
   const theirs = gitNoIndex(fx.snaps[0], fx.snaps[1]);
   // Every kind of change is really in there.
   for (const want of [
@@ -191,28 +191,28 @@ test('diff A B: the same files and hunks as git diff --no-index of the two views
   ]) assert.match(ours, want);
   assertSamePatch(ours, theirs, 'diff l1 l2');
   // One layer: against the union beneath it, the same thing.
-  assert.is((await glayerOk(fx.ws, 'diff', l2)).stdout, ours);
-  assert.is((await glayerOk(fx.ws, 'diff', `${l1}..${l2}`)).stdout, ours);
+  assert.is((await glayerOk(fx.ws, 'diff', '--no-renames', l2)).stdout, ours);
+  assert.is((await glayerOk(fx.ws, 'diff', '--no-renames', `${l1}..${l2}`)).stdout, ours);
   // The other way round, and across two layers.
-  assertSamePatch((await glayerOk(fx.ws, 'diff', 'HEAD', 'HEAD~2')).stdout, gitNoIndex(fx.snaps[2], fx.snaps[0]), 'diff HEAD HEAD~2');
+  assertSamePatch((await glayerOk(fx.ws, 'diff', '--no-renames', 'HEAD', 'HEAD~2')).stdout, gitNoIndex(fx.snaps[2], fx.snaps[0]), 'diff HEAD HEAD~2');
   // The bottom layer: against nothing.
   const empty = tmpdir();
-  assertSamePatch((await glayerOk(fx.ws, 'diff', 'HEAD~2')).stdout, gitNoIndex(empty, fx.snaps[0]), 'diff HEAD~2');
+  assertSamePatch((await glayerOk(fx.ws, 'diff', '--no-renames', 'HEAD~2')).stdout, gitNoIndex(empty, fx.snaps[0]), 'diff HEAD~2');
   fsck(fx.gitdir);
 });
 
 test('diff -U N and path limits match git', async () => {
   const [l1, l2] = fx.ids;
   for (const n of ['0', '1', '10']) {
-    assertSamePatch((await glayerOk(fx.ws, 'diff', '-U', n, l1, l2)).stdout, gitNoIndex(fx.snaps[0], fx.snaps[1], [`-U${n}`]), `-U ${n}`);
+    assertSamePatch((await glayerOk(fx.ws, 'diff', '--no-renames', '-U', n, l1, l2)).stdout, gitNoIndex(fx.snaps[0], fx.snaps[1], [`-U${n}`]), `-U ${n}`);
   }
-  const limited = (await glayerOk(fx.ws, 'diff', '--name-only', l1, l2, '--', 'olddir/b', 'etc', 'nosuch', 'a')).stdout;
+  const limited = (await glayerOk(fx.ws, 'diff', '--no-renames', '--name-only', l1, l2, '--', 'olddir/b', 'etc', 'nosuch', 'a')).stdout;
   assert.equal(limited.split('\n').filter(Boolean), ['a/b', 'etc/passwd', 'olddir/b/c', 'olddir/b/d']);
   // From inside the view, paths are relative to the current directory.
   const inside = (await glayerOk(join(fx.view, 'etc'), 'diff', '--name-only', l1, l2, '--', 'passwd', '../nonl')).stdout;
   assert.equal(inside.split('\n').filter(Boolean), ['etc/passwd', 'nonl']);
   // A path after `--` that looks like a layer name is a path.
-  assert.is((await glayerOk(fx.ws, 'diff', '--name-only', l1, l2, '--', 'HEAD')).stdout, '');
+  assert.is((await glayerOk(fx.ws, 'diff', '--no-renames', '--name-only', l1, l2, '--', 'HEAD')).stdout, '');
 });
 
 test('diff of the writable layer, and --view', async () => {
@@ -227,29 +227,29 @@ test('diff of the writable layer, and --view', async () => {
     const ours = (await glayerOk(fx.ws, 'diff')).stdout;
     assert.match(ours, /^diff --git a\/data\/big\.txt b\/data\/big\.txt\ndeleted file mode 100644$/m);
     assertSamePatch(ours, gitNoIndex(fx.snaps[2], current), 'diff (writable layer)');
-    assert.is((await glayerOk(fx.ws, 'diff', '--view')).stdout, ours);
-    assertSamePatch((await glayerOk(fx.ws, 'diff', '--view', 'HEAD~2')).stdout, gitNoIndex(fx.snaps[0], current), 'diff --view HEAD~2');
+    assert.is((await glayerOk(fx.ws, 'diff', '--no-renames', '--view')).stdout, ours);
+    assertSamePatch((await glayerOk(fx.ws, 'diff', '--no-renames', '--view', 'HEAD~2')).stdout, gitNoIndex(fx.snaps[0], current), 'diff --view HEAD~2');
     // --exit-code and --quiet.
-    const q = await glayer(fx.ws, 'diff', '--quiet');
+    const q = await glayer(fx.ws, 'diff', '--no-renames', '--quiet');
     assert.is(q.code, 1);
     assert.is(q.stdout, '');
-    assert.is((await glayer(fx.ws, 'diff', '--exit-code', '--stat')).code, 1);
+    assert.is((await glayer(fx.ws, 'diff', '--no-renames', '--exit-code', '--stat')).code, 1);
   } finally {
     fs.writeFileSync(join(view, 'etc/passwd'), passwd2);
     execFileSync('cp', ['-a', join(fx.snaps[2], 'data'), join(view, 'data')]);
     fs.rmSync(join(view, 'dangling'));
     fs.chmodSync(join(view, 'bin/tool'), 0o755);
   }
-  const clean = await glayer(fx.ws, 'diff', '--exit-code');
+  const clean = await glayer(fx.ws, 'diff', '--no-renames', '--exit-code');
   assert.is(clean.stdout, '');
   assert.is(clean.code, 0);
-  assert.is((await glayer(fx.ws, 'diff', 'HEAD', 'HEAD', '--exit-code')).code, 0);
+  assert.is((await glayer(fx.ws, 'diff', '--no-renames', 'HEAD', 'HEAD', '--exit-code')).code, 0);
   fsck(fx.gitdir);
 });
 
 test('git apply of glayer diff on a copy of the lower view gives the upper view (text changes)', async () => {
   const t = await scenario(false);
-  const patch = (await glayerOk(t.ws, 'diff', t.ids[0], t.ids[1])).stdout;
+  const patch = (await glayerOk(t.ws, 'diff', '--no-renames', t.ids[0], t.ids[1])).stdout;
   const work = tmpdir();
   execFileSync('cp', ['-a', `${t.snaps[0]}/.`, work]);
   const r = spawnSync('git', ['apply', '--verbose', '-'], { cwd: work, input: Buffer.from(patch, 'latin1'), env: { ...GIT_ENV, GIT_CEILING_DIRECTORIES: dirname(work) } });
@@ -265,10 +265,10 @@ test('--stat, --name-status and --name-only match git', async () => {
   const [l1, l2] = fx.ids;
   const repo = gitRepoOf(fx.snaps[0], fx.snaps[1]);
   for (const [flag, gitFlag] of [['--name-status', '--name-status'], ['--name-only', '--name-only']]) {
-    const ours = (await glayerOk(fx.ws, 'diff', flag, l1, l2)).stdout;
+    const ours = (await glayerOk(fx.ws, 'diff', '--no-renames', flag, l1, l2)).stdout;
     assert.equal(sortedLines(ours), sortedLines(gitIn(repo.dir, ['diff', '--no-renames', gitFlag, repo.c1, repo.c2])), flag);
   }
-  const stat = (await glayerOk(fx.ws, 'diff', '--stat', l1, l2)).stdout;
+  const stat = (await glayerOk(fx.ws, 'diff', '--no-renames', '--stat', l1, l2)).stdout;
   const gitStat = gitIn(repo.dir, ['diff', '--no-renames', '--stat', repo.c1, repo.c2]);
   const summary = (s: string) => s.trimEnd().split('\n').pop();
   assert.is(summary(stat), summary(gitStat));
@@ -292,20 +292,20 @@ test('--stat, --name-status and --name-only match git', async () => {
 
 test('colours are git\'s when asked for, off with --no-color', async () => {
   const [l1, l2] = fx.ids;
-  const ours = (await glayerOk(fx.ws, 'diff', '--color', l1, l2)).stdout;
+  const ours = (await glayerOk(fx.ws, 'diff', '--no-renames', '--color', l1, l2)).stdout;
   assert.match(ours, /^\x1b\[1mdiff --git a\/etc\/passwd b\/etc\/passwd\x1b\[m$/m);
   assert.match(ours, /^\x1b\[31m-bin:x:2:2\x1b\[m$/m);
   assertSamePatch(ours, gitNoIndex(fx.snaps[0], fx.snaps[1], ['--color=always']), 'coloured patch');
-  const stat = (await glayerOk(fx.ws, 'diff', '--color', '--stat', l1, l2)).stdout;
+  const stat = (await glayerOk(fx.ws, 'diff', '--no-renames', '--color', '--stat', l1, l2)).stdout;
   assert.match(stat, /\x1b\[32m\+\x1b\[m\x1b\[31m-\x1b\[m/);
-  const plain = (await glayerOk(fx.ws, 'diff', '--no-color', l1, l2)).stdout;
+  const plain = (await glayerOk(fx.ws, 'diff', '--no-renames', '--no-color', l1, l2)).stdout;
   assert.not.match(plain, /\x1b/);
   // The test helper sets NO_COLOR: without --color there is no colour either.
-  assert.not.match((await glayerOk(fx.ws, 'diff', l1, l2)).stdout, /\x1b/);
+  assert.not.match((await glayerOk(fx.ws, 'diff', '--no-renames', l1, l2)).stdout, /\x1b/);
 });
 
 test('--json: per file path, change, kinds, modes, sizes and hunks', async () => {
-  const files = JSON.parse((await glayerOk(fx.ws, 'diff', '--json', fx.ids[0], fx.ids[1])).stdout) as Array<Record<string, any>>;
+  const files = JSON.parse((await glayerOk(fx.ws, 'diff', '--no-renames', '--json', fx.ids[0], fx.ids[1])).stdout) as Array<Record<string, any>>;
   const by = (p: string, change?: string) => files.find((f) => f.path === p && (!change || f.change === change));
   assert.equal(by('etc/passwd')!.old, { kind: 'file', mode: '100644', oid: git(fx.gitdir, ['rev-parse', `${fx.ids[0]}:etc/passwd`]), size: passwd1.length });
   assert.is(by('etc/passwd')!.new.size, passwd2.length);
@@ -320,7 +320,7 @@ test('--json: per file path, change, kinds, modes, sizes and hunks', async () =>
   assert.is(by('lib/liba.so')!.binary, true);
   assert.is(by('ünï.txt')!.change, 'M');
   assert.is(by('olddir/b/c')!.change, 'D');
-  assert.is(files.length, (await glayerOk(fx.ws, 'diff', '--name-only', fx.ids[0], fx.ids[1])).stdout.split('\n').filter(Boolean).length + 1); // filelink twice
+  assert.is(files.length, (await glayerOk(fx.ws, 'diff', '--no-renames', '--name-only', fx.ids[0], fx.ids[1])).stdout.split('\n').filter(Boolean).length + 1); // filelink twice
 });
 
 test('big inputs: a diff past the time bound prints a files-differ line; files come one at a time', async () => {
@@ -352,11 +352,11 @@ test('big inputs: a diff past the time bound prints a files-differ line; files c
 
 test('show LAYER: id, author, date, message, then the layer\'s diff', async () => {
   const id = fx.ids[1];
-  const out = (await glayerOk(fx.ws, 'show', id.slice(0, 8))).stdout;
+  const out = (await glayerOk(fx.ws, 'show', '--no-renames', id.slice(0, 8))).stdout;
   // The header is git show's, with 'layer' for 'commit'.
   const gitHeader = (c: string) => git(fx.gitdir, ['show', '-s', '--no-decorate', c]).replace(/^commit /, 'layer ') + '\n\n';
   assert.match(gitHeader(id), /^layer [0-9a-f]{40}\nAuthor: .+ <.+>\nDate:   \w{3} \w{3} \d+ \d\d:\d\d:\d\d \d{4} [+-]\d{4}\n\n    layer 2\n    \n    body of layer 2\n\n$/);
-  assert.is(out, gitHeader(id) + (await glayerOk(fx.ws, 'diff', id)).stdout);
+  assert.is(out, gitHeader(id) + (await glayerOk(fx.ws, 'diff', '--no-renames', id)).stdout);
   // Default: the stack top; options as diff's.
   const top = (await glayerOk(fx.ws, 'show', '--name-status')).stdout;
   assert.is(top, gitHeader(fx.ids[2]) + 'M\tetc/hosts\n');
@@ -443,7 +443,7 @@ test('errors: unknown or ambiguous layers, other stacks, paths outside the view:
     assert.is(r.stdout, '', label);
   }
   // The other stack is fine by name.
-  assert.match((await glayerOk(t.ws, 'diff', '--name-status', 'HEAD', 'other')).stdout, /^A\to$/m);
+  assert.match((await glayerOk(t.ws, 'diff', '--no-renames', '--name-status', 'HEAD', 'other')).stdout, /^A\to$/m);
   fsck(t.gitdir);
 });
 

@@ -63,6 +63,7 @@ export class DiffCommand extends DiffOutputCommand {
         paths,
         context,
         content: format !== 'name-only' && format !== 'name-status' && format !== 'quiet',
+        ...(format === 'quiet' ? { renames: false } : this.renameOptions),
         timeoutMs: this.timeoutMs,
         onProgress: progress,
         onFile: (f) => r.file(f),

@@ -11,19 +11,26 @@ export class FetchCommand extends GlayerCommand {
       Fetches every branch of REMOTE (default: the stack's upstream remote, else \`origin\`) and checks each new
       layer (entry names, whiteout markers, submodules, missing objects) before it is used. Only then do the
       remote-tracking stacks \`REMOTE/NAME\` move; the local stacks, the writable layer and the view never change.
-      A bad layer is refused with one line naming the object and the path, and nothing local changes.
+      A bad layer is refused with one line naming the object and the path, and nothing local changes. The
+      remote's tags come too (a local tag of the same name is never moved); \`--prune\` deletes remote-tracking
+      stacks whose branch is gone from the remote.
     `,
     examples: [['Fetch from origin', '$0 fetch'], ['Fetch from a path', '$0 fetch ../other-workspace']],
   });
 
   remote = Option.String({ required: false, name: 'REMOTE' });
+  prune = Option.Boolean('--prune,-p', false, { description: 'Delete remote-tracking stacks whose branch the remote no longer has' });
+  tags = Option.Boolean('--tags', true, { description: 'Bring the remote\'s tags (default; --no-tags: not); a local tag is never moved' });
 
   async run(): Promise<number> {
-    const r = await fetch({ cwd: this.cwd, remote: this.remote, onProgress: this.progress });
+    const r = await fetch({ cwd: this.cwd, remote: this.remote, prune: this.prune, tags: this.tags, onProgress: this.progress });
     if (this.json) this.printJson(r);
     else {
       for (const u of r.updated) this.out(`${u.old ? u.old.slice(0, 12) : '(new)'}..${u.new.slice(0, 12)}  ${u.ref.replace(/^refs\/remotes\//, '')}\n`);
       if (!r.remote) for (const s of r.stacks) this.out(`${s.top.slice(0, 12)}  ${s.ref}\n`);
+      for (const t of r.tags) this.out(`${t.new.slice(0, 12)}  [new tag] ${t.ref.slice(10)}\n`);
+      for (const t of r.tagsRejected) this.context.stderr.write(`glayer: warning: tag ${t} differs from the remote's; kept the local one\n`);
+      for (const p of r.pruned) this.out(`pruned ${p.replace(/^refs\/remotes\//, '')}\n`);
     }
     return 0;
   }

@@ -52,6 +52,7 @@ export class ShowCommand extends DiffOutputCommand {
         paths,
         context,
         content: format !== 'name-only' && format !== 'name-status',
+        ...this.renameOptions,
         timeoutMs: this.timeoutMs,
         onLayer: (l) => (format === 'json' ? out.text(layerJsonHead(l)) : out.text(layerHeader(l, color))),
         onFile: async (f) => {

@@ -1,0 +1,138 @@
+/**
+ * `efficiency [LAYER]`: how much of a stack's bytes its union hides, in the manner of dive.
+ *
+ * Every file and symlink a layer holds costs its bytes. A layer's entry is *wasted* when a higher layer hides
+ * it: replaces the same path (a file over a file, anything non-directory over a directory) or deletes it (a
+ * whiteout of the path or of a directory above it, an opaque directory above it). The union keeps exactly the
+ * entries nothing hides, so the union's bytes are all bytes minus the wasted ones, and the efficiency score is
+ * union bytes / all bytes (1 when there are no bytes).
+ *
+ * The walk goes down the stack, top layer first, through each layer's *delta* only (never a union), keeping
+ * what the layers above hide: paths hidden whole, directories whose lower children are hidden (opaque) and
+ * paths where a directory hides a lower non-directory. A layer's markers hide only what is below it. The cost
+ * is the sum of the deltas' sizes, whatever the size of the tree.
+ *
+ * The result is plain JSON-able data (the web viewer uses it):
+ * {
+ *   top, layers, totalBytes, unionBytes, wastedBytes, efficiency,         // numbers; efficiency in [0, 1]
+ *   userBytes, userWastedPercent,   // bytes of all layers but the bottom one (dive's "user" layers); wastedBytes as a percentage of them
+ *   paths: [{ path, count, bytes, wastedBytes, layers: [id...] }],          // paths with wasted bytes, most wasted first
+ *   perLayer: [{ id, message, bytes, wastedBytes }],                        // top first
+ * }
+ */
+import { classifyEntry } from '../core/whiteout.js';
+import { join } from '../core/path.js';
+import { display } from '../errors.js';
+import { withWorkspace } from '../workspace/workspace.js';
+import { resolveLayer } from './resolve.js';
+import type { WorkspaceOptions } from './types.js';
+
+export interface WastedPath {
+  /** The path in the view (UTF-8 where it decodes). */
+  path: string;
+  /** How many layers hold an entry at this path. */
+  count: number;
+  /** Bytes all those entries hold, and the part of it the union hides. */
+  bytes: number;
+  wastedBytes: number;
+  /** The layers holding it, top first. */
+  layers: string[];
+}
+
+export interface LayerEfficiency { id: string; message: string; bytes: number; wastedBytes: number }
+
+export interface EfficiencyReport {
+  top: string | null;
+  layers: number;
+  totalBytes: number;
+  unionBytes: number;
+  wastedBytes: number;
+  efficiency: number;
+  userBytes: number;
+  userWastedPercent: number;
+  paths: WastedPath[];
+  perLayer: LayerEfficiency[];
+}
+
+export interface EfficiencyOptions extends WorkspaceOptions {
+  /** The stack top to measure (default HEAD). */
+  layer?: string;
+  /** At most this many paths in `paths` (default all). */
+  limit?: number;
+}
+
+export async function efficiency(opts: EfficiencyOptions = {}): Promise<EfficiencyReport> {
+  return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
+    const store = ws.store;
+    const objects = store.objects;
+    const top = opts.layer !== undefined ? resolveLayer(store, opts.layer).commit.oid : store.head();
+    const chain = store.layers(top);
+    // What the layers above the one being walked hide.
+    const hiddenWhole = new Set<string>();
+    const hiddenChildren = new Set<string>();
+    const dirAbove = new Set<string>();
+    const isHidden = (path: string, dir: boolean): boolean => {
+      if (hiddenWhole.has(path) || (!dir && dirAbove.has(path))) return true;
+      for (let k = path.lastIndexOf('/'); ; k = path.lastIndexOf('/', k - 1)) {
+        const anc = k < 0 ? '' : path.slice(0, k);
+        if (hiddenChildren.has(anc) || (anc !== '' && hiddenWhole.has(anc))) return true;
+        if (k < 0) return false;
+      }
+    };
+    const byPath = new Map<string, { count: number; bytes: number; wasted: number; layers: string[] }>();
+    const perLayer: LayerEfficiency[] = [];
+    let total = 0;
+    let wasted = 0;
+    let bottomBytes = 0;
+    for (const c of chain) {
+      let bytes = 0;
+      let lost = 0;
+      const hides: Array<[Set<string>, string]> = [];
+      // Depth first through this layer's delta; a directory wholly hidden from above is still walked, for its bytes.
+      const todo: Array<{ tree: string; prefix: string }> = [{ tree: c.tree, prefix: '' }];
+      while (todo.length) {
+        const { tree, prefix } = todo.pop()!;
+        for (const e of objects.readTree(tree)) {
+          const m = classifyEntry(e);
+          if (m.kind === 'opaque') { hides.push([hiddenChildren, prefix]); continue; }
+          if (m.kind === 'whiteout') { hides.push([hiddenWhole, join(prefix, m.target)]); continue; }
+          if (m.kind === 'invalid') continue;
+          const p = join(prefix, e.name);
+          if (e.mode === '40000') { todo.push({ tree: e.oid, prefix: p }); hides.push([dirAbove, p]); continue; }
+          const size = objects.sizeOf(e.oid);
+          bytes += size;
+          const hidden = isHidden(p, false);
+          if (hidden) lost += size;
+          hides.push([hiddenWhole, p]);
+          let rec = byPath.get(p);
+          if (!rec) { rec = { count: 0, bytes: 0, wasted: 0, layers: [] }; byPath.set(p, rec); }
+          rec.count++;
+          rec.bytes += size;
+          if (hidden) rec.wasted += size;
+          rec.layers.push(c.oid);
+        }
+      }
+      for (const [set, p] of hides) set.add(p);
+      total += bytes;
+      wasted += lost;
+      bottomBytes = bytes;
+      perLayer.push({ id: c.oid, message: c.message.split('\n')[0], bytes, wastedBytes: lost });
+    }
+    const paths: WastedPath[] = [];
+    for (const [p, r] of byPath) if (r.wasted > 0) paths.push({ path: display(p), count: r.count, bytes: r.bytes, wastedBytes: r.wasted, layers: r.layers });
+    paths.sort((a, b) => b.wastedBytes - a.wastedBytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const userBytes = chain.length > 1 ? total - bottomBytes : 0;
+    return {
+      top,
+      layers: chain.length,
+      totalBytes: total,
+      unionBytes: total - wasted,
+      wastedBytes: wasted,
+      efficiency: total === 0 ? 1 : (total - wasted) / total,
+      userBytes,
+      userWastedPercent: userBytes === 0 ? 0 : (100 * wasted) / userBytes,
+      paths: opts.limit !== undefined ? paths.slice(0, opts.limit) : paths,
+      perLayer,
+    };
+  }, { lock: false });
+}
