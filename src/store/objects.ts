@@ -432,6 +432,37 @@ export class ObjectStore implements TreeSink {
     await streamLooseTo(oid, this.loosePath(oid), dest, mode);
   }
 
+  /** A blob's content as a stream of chunks (large loose blobs are inflated as they are read, never whole). */
+  async *blobChunks(oid: string): AsyncGenerator<Buffer> {
+    const small = this.readSmallBlob(oid);
+    if (small) { yield small; return; }
+    let header = true;
+    let expected = -1;
+    let seen = 0;
+    const hash = createHash('sha1');
+    const inflate = zlib.createInflate();
+    fs.createReadStream(this.loosePath(oid)).on('error', (e) => inflate.destroy(e)).pipe(inflate);
+    try {
+      for await (let chunk of inflate as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        if (header) {
+          const nul = chunk.indexOf(0);
+          if (nul < 0 || !chunk.toString('latin1', 0, 5).startsWith('blob ')) throw new ObjectError(oid, 'corrupt (bad header)');
+          expected = Number(chunk.toString('latin1', 5, nul));
+          header = false;
+          chunk = chunk.subarray(nul + 1);
+        }
+        seen += chunk.length;
+        if (chunk.length) yield chunk;
+      }
+    } catch (e) {
+      if (e instanceof ObjectError) throw e;
+      throw new ObjectError(oid, `unreadable (${(e as Error).message})`);
+    }
+    if (seen !== expected) throw new ObjectError(oid, 'corrupt (size mismatch)');
+    if (hash.digest('hex') !== oid) throw new ObjectError(oid, 'corrupt (hash mismatch)');
+  }
+
   /** A blob's content, or null when it is a large loose object that must be streamed (writeBlobTo). */
   readSmallBlob(oid: string): Buffer | null {
     if (!this.packed(oid)) {
@@ -584,6 +615,54 @@ export class ObjectWriter {
     } finally {
       fs.rmSync(tmp, { force: true });
     }
+  }
+
+  /**
+   * Add a blob of `size` bytes read from `source` (for example a tar entry): small ones are held until
+   * flush() like add(), large ones stream to a loose object as addFile does, so memory stays bounded.
+   * Throws if the source does not give exactly `size` bytes.
+   */
+  async addStream(size: number, source: AsyncIterable<Buffer>): Promise<string> {
+    if (size < LARGE_BLOB) {
+      const parts: Buffer[] = [];
+      let n = 0;
+      for await (const c of source) { parts.push(c); n += c.length; }
+      if (n !== size) throw new Error(`stream gave ${n} bytes, expected ${size}`);
+      return this.add('blob', parts.length === 1 ? parts[0] : Buffer.concat(parts, n));
+    }
+    const tmp = pjoin(this.store.objectsDir, `tmp_obj_${process.pid}_${Date.now()}_${Math.random().toString(36).slice(2)}`);
+    const header = Buffer.from(`blob ${size}\0`, 'latin1');
+    const hash = createHash('sha1').update(header);
+    let seen = 0;
+    const deflate = zlib.createDeflate({ level: 1 });
+    deflate.write(header);
+    async function* tap(): AsyncGenerator<Buffer> {
+      for await (const c of source) { hash.update(c); seen += c.length; yield c; }
+    }
+    try {
+      await pipeline(tap, deflate, fs.createWriteStream(tmp));
+      if (seen !== size) throw new Error(`stream gave ${seen} bytes, expected ${size}`);
+      const oid = hash.digest('hex');
+      if (this.store.has(oid)) return oid;
+      const fd = fs.openSync(tmp, 'r');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fs.mkdirSync(pjoin(this.store.objectsDir, oid.slice(0, 2)), { recursive: true });
+      fs.renameSync(tmp, pjoin(this.store.objectsDir, oid.slice(0, 2), oid.slice(2)));
+      this.large.push(oid);
+      return oid;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+
+  /**
+   * Give up this batch: forget the pending objects and remove the large loose objects this writer created
+   * (nothing else can name them yet), so a refused import leaves the store as it was.
+   */
+  discard(): void {
+    this.pending.clear();
+    for (const oid of this.large.splice(0)) fs.rmSync(pjoin(this.store.objectsDir, oid.slice(0, 2), oid.slice(2)), { force: true });
   }
 
   flush(): void {
