@@ -80,6 +80,18 @@ export function recordAt(store: Store, layers: readonly Split[], k: number, path
   return undefined;
 }
 
+/**
+ * The union of the stack whose top is `top`, as a tree without manifests, and each path's record in it. What
+ * `export --squash` writes; tests use it to compare glayer's layers and manifests with other tools' unpacking.
+ */
+export function stackUnion(store: Store, top: string): { tree: string; record(path: string): MetaRecord | undefined } {
+  const chain = store.layers(top).reverse();
+  const splits = chain.map((c) => splitLayer(store, c, store.objects));
+  let u: string | null = null;
+  for (let k = 0; k < chain.length; k++) u = applyLayer(store.objects, u, splits[k].bare, { layer: chain[k].oid.slice(0, 12), clean: store.clean });
+  return { tree: u ?? EMPTY_TREE, record: (path) => recordAt(store, splits, chain.length - 1, path) };
+}
+
 export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
   const dest = parseImageRef(opts.dest);
   if (dest.transport === 'tar') throw new UsageError('export writes oci:, oci-archive: or docker-archive: (tar: is for import)');

@@ -28,7 +28,7 @@ export interface TarItem {
 export async function makeTar(items: TarItem[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  const done = new Promise<void>((r) => { pack.on('data', (c: Buffer) => chunks.push(c)); pack.on('end', () => r()); });
+  const done = new Promise<void>((r) => { pack.on('data', (c: unknown) => chunks.push(c as Buffer)); pack.on('end', () => r()); });
   for (const it of items) {
     const type = it.type ?? 'file';
     const body = type === 'file' ? Buffer.from(it.content ?? '') : undefined;
@@ -124,4 +124,47 @@ export function describeTree(root: string, opts: { mtime?: boolean; xattrs?: boo
   };
   walk('');
   return out;
+}
+
+import { spawnSync as spawn2 } from 'node:child_process';
+import { stackUnion } from '../../src/api/export.js';
+import { Store } from '../../src/store/store.js';
+
+/**
+ * glayer's layers and manifests written out as root would see them (contents, modes, owners, links, xattrs,
+ * devices, mtimes): the union of the stack's layer trees and each path's record, applied with plain fs calls.
+ * The reference to compare umoci's and podman's unpacking with, until the view applies manifests itself.
+ */
+export async function writeStackAsRoot(gitdir: string, stack: string, dest: string): Promise<void> {
+  const store = new Store(gitdir);
+  try {
+    const top = store.resolve(`refs/heads/${stack}`);
+    if (!top) throw new Error(`no stack ${stack}`);
+    const { tree, record } = stackUnion(store, top);
+    fs.mkdirSync(dest, { recursive: true });
+    const fixes: Array<() => void> = [];
+    const walk = (oid: string, rel: string): void => {
+      for (const e of store.objects.readTree(oid)) {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        const p = Buffer.from(join(dest, r), 'latin1');
+        const rec = record(r);
+        if (e.mode === '40000') { fs.mkdirSync(p); walk(e.oid, r); }
+        else if (e.mode === '120000') fs.symlinkSync(store.objects.readType(e.oid, 'blob'), p);
+        else if (rec?.type) {
+          const t = rec.type === 'fifo' ? 'p' : rec.type === 'char' ? 'c' : 'b';
+          spawn2('mknod', [p.toString('latin1'), t, ...(rec.dev ? [String(rec.dev[0]), String(rec.dev[1])] : [])]);
+        } else if (rec?.link !== undefined) fs.linkSync(Buffer.from(join(dest, rec.link), 'latin1'), p);
+        else fs.writeFileSync(p, store.objects.readType(e.oid, 'blob'));
+        const mode = rec?.mode ?? (e.mode === '40000' || e.mode === '100755' ? 0o755 : 0o644);
+        fs.lchownSync(p, rec?.uid ?? 0, rec?.gid ?? 0);
+        if (e.mode !== '120000') fs.chmodSync(p, mode);
+        for (const [k, v] of rec?.xattrs ?? []) spawn2('setfattr', ['-h', '-n', k, '-v', '0x' + v.toString('hex'), p.toString('latin1')]);
+        if (rec?.mtime !== undefined) { const t = Number(rec.mtime); fixes.push(() => fs.lutimesSync(p, t, t)); }
+      }
+    };
+    walk(tree, '');
+    for (const f of fixes.reverse()) f();
+  } finally {
+    store.close();
+  }
 }
