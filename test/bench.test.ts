@@ -26,7 +26,7 @@ test('bench --quick: every row runs and every check passes', () => {
   assert.equal(failed.map((c) => `${c.name}: ${c.detail}`), []);
   assert.ok(res.checks.length >= 30, `only ${res.checks.length} checks ran`);
   assert.ok(res.quick);
-  assert.equal(res.rows.map((x) => x.id), [1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(res.rows.map((x) => x.id), [1, 2, 3, 4, 5, 6, 7, 12, 13, 14]);
   for (const row of res.rows) {
     assert.is(row.error, undefined, `row ${row.id}: ${row.error}`);
     assert.ok(row.glayer && Number.isFinite(row.glayer.stats.median), `row ${row.id} has no glayer figure`);
