@@ -92,6 +92,13 @@ export function stackUnion(store: Store, top: string): { tree: string; record(pa
   return { tree: u ?? EMPTY_TREE, record: (path) => recordAt(store, splits, chain.length - 1, path) };
 }
 
+function countEntries(store: Store, tree: string): number {
+  let n = 0;
+  const todo = [tree];
+  while (todo.length) for (const e of store.objects.readTree(todo.pop()!)) { n++; if (e.mode === '40000') todo.push(e.oid); }
+  return n;
+}
+
 export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
   const dest = parseImageRef(opts.dest);
   if (dest.transport === 'tar') throw new UsageError('export writes oci:, oci-archive: or docker-archive: (tar: is for import)');
@@ -152,9 +159,11 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
     try {
       ensureDir(work);
       let files = 0;
+      const total = opts.onProgress ? contents.reduce((n, c) => n + countEntries(store, c.tree) + c.metaOnly.length, 0) : 0;
       for (const c of contents) {
-        blobs.push(await writeLayerBlob(work, store.objects, c, gzip, () => { if (++files % 200 === 0) opts.onProgress?.({ phase: 'export (entries)', done: files, total: files }); }));
+        blobs.push(await writeLayerBlob(work, store.objects, c, gzip, () => { if (++files < total) opts.onProgress?.({ phase: 'export: entries written', done: files, total }); }));
       }
+      opts.onProgress?.({ phase: 'export: entries written', done: total, total });
       const stored = readImageConfig(store, stack) ?? defaultConfig();
       const iso = (c: Commit): string => new Date(Math.max(0, c.committer.timestamp) * 1000).toISOString().replace('.000Z', 'Z');
       const subject = (c: Commit): string => c.message.split('\n')[0];

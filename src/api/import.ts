@@ -98,17 +98,15 @@ export async function importInto(store: Store, ref: ImageRef, opts: ImportIntoOp
   const w = objects.writer();
   try {
     const parsed = new Map<string, ParsedLayer>();
+    // Progress: bytes of the source read (an archive's first pass, over its small entries, is not counted).
     let bytes = 0;
-    let entries = 0;
-    const report = (): void => opts.onProgress?.({ phase: 'import (entries)', done: entries, total: entries });
+    const total = Math.max(1, src.totalBytes);
     await src.eachLayer(async (i, data) => {
       const l = image.layers[i];
-      const p = await parseLayer(data, l, w, (n) => { bytes += n; });
-      entries += p.entries;
-      report();
+      const p = await parseLayer(data, l, w, (n) => { bytes += n; if (bytes < total) opts.onProgress?.({ phase: 'import: bytes read', done: bytes, total }); });
       parsed.set(l.name, p);
     });
-    void bytes;
+    opts.onProgress?.({ phase: 'import: bytes read', done: total, total });
     const messages = layerMessages(image, label);
     const when = dates(image);
     const me = store.signature('COMMITTER');

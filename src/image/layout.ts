@@ -75,6 +75,8 @@ export interface SourceImage {
 
 export interface ImageSource {
   image: SourceImage;
+  /** Bytes eachLayer will read (for progress). */
+  totalBytes: number;
   /**
    * Call `fn` once for each distinct layer blob (index into image.layers of its first use) with its bytes as a
    * stream, in the order the source holds them, awaiting each call.
@@ -216,9 +218,15 @@ function openOciDir(dir: string, tag: string | null, platform: string | undefine
     return b;
   };
   const image = resolveOci(readBlob, parseJson(read('index.json', 'index.json'), 'index.json'), tag, platform);
-  for (const l of image.layers) if (!fs.existsSync(join(dir, l.name))) throw new ImageError(l.label, 'blob missing from the layout');
+  let totalBytes = 0;
+  for (const name of new Set(image.layers.map((l) => l.name))) {
+    const st = fs.statSync(join(dir, name), { throwIfNoEntry: false });
+    if (!st) throw new ImageError(image.layers.find((l) => l.name === name)!.label, 'blob missing from the layout');
+    totalBytes += st.size;
+  }
   return {
     image,
+    totalBytes,
     async eachLayer(fn) {
       const done = new Set<string>();
       for (let i = 0; i < image.layers.length; i++) {
@@ -280,7 +288,7 @@ async function openOciArchive(file: string, tag: string | null, platform: string
     return b;
   };
   const image = resolveOci(readBlob, parseJson(get('index.json', 'index.json'), 'index.json'), tag, platform);
-  return { image, eachLayer: archiveLayers(file, image) };
+  return { image, totalBytes: fs.statSync(file).size, eachLayer: archiveLayers(file, image) };
 }
 
 function archiveLayers(file: string, image: SourceImage): ImageSource['eachLayer'] {
@@ -333,7 +341,7 @@ async function openDockerArchive(file: string, tag: string | null): Promise<Imag
     const dm = /^(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.tar)?$/.exec(n);
     return { digest: dm && !n.endsWith('.tar') ? `sha256:${dm[1]}` : null, diffId: diffIds[i], mediaType: 'application/vnd.docker.image.rootfs.diff.tar', name: n, label: `layer ${diffIds[i]}` };
   });
-  return { image: { config, layers, tag: found }, eachLayer: archiveLayers(file, { config, layers, tag: found }) };
+  return { image: { config, layers, tag: found }, totalBytes: fs.statSync(file).size, eachLayer: archiveLayers(file, { config, layers, tag: found }) };
 }
 
 function openTarball(file: string): ImageSource {
@@ -341,6 +349,7 @@ function openTarball(file: string): ImageSource {
   const layers: LayerRef[] = [{ digest: null, diffId: null, mediaType: 'application/vnd.oci.image.layer.v1.tar', name: file, label: `tarball ${file}` }];
   return {
     image: { config: { architecture: 'amd64', os: 'linux', config: {} }, layers, tag: null },
+    totalBytes: fs.statSync(file).size,
     async eachLayer(fn) { await fn(0, fs.createReadStream(file)); },
   };
 }

@@ -628,7 +628,8 @@ export class ObjectWriter {
       let n = 0;
       for await (const c of source) { parts.push(c); n += c.length; }
       if (n !== size) throw new Error(`stream gave ${n} bytes, expected ${size}`);
-      return this.add('blob', parts.length === 1 ? parts[0] : Buffer.concat(parts, n));
+      // One copy: a chunk of a stream is often a view of a much larger buffer that must not stay alive with it.
+      return this.add('blob', Buffer.concat(parts, n));
     }
     const tmp = pjoin(this.store.objectsDir, `tmp_obj_${process.pid}_${Date.now()}_${Math.random().toString(36).slice(2)}`);
     const header = Buffer.from(`blob ${size}\0`, 'latin1');

@@ -263,4 +263,25 @@ t('image-config: set, unset, and export writes it', async () => {
   assert.match(bad.stderr, /unknown image config key 'nonsense'/);
 });
 
+t('export --squash: one layer holding the union, the same tree; a second tag is added to an existing layout', async () => {
+  const img = await umociImage();
+  const ws = await workspace();
+  await glayerOk(ws, 'import', `oci:${img.layout}:${img.tag}`, '--stack', 'app');
+  const out = join(tmpdir('glayer-squash-'), 'l');
+  await glayerOk(ws, 'export', `oci:${out}:layers`, 'app');
+  await glayerOk(ws, 'export', '--squash', `oci:${out}:flat`, 'app');
+  const idx = JSON.parse(fs.readFileSync(join(out, 'index.json'), 'utf8'));
+  assert.equal(idx.manifests.map((m: { annotations: Record<string, string> }) => m.annotations['org.opencontainers.image.ref.name']), ['layers', 'flat']);
+  assert.is(JSON.parse(run('skopeo', ['inspect', `oci:${out}:flat`])).Layers.length, 1);
+  const flat = umociUnpack(`${out}:flat`);
+  const layered = umociUnpack(`${out}:layers`);
+  sameTrees(describeTree(flat, { xattrs: true }), describeTree(layered, { xattrs: true }), ['squashed', 'layered']);
+  // exporting the same tag again replaces its entry
+  await glayerOk(ws, 'export', '--squash', `oci:${out}:flat`, 'app');
+  assert.is(JSON.parse(fs.readFileSync(join(out, 'index.json'), 'utf8')).manifests.length, 2);
+  const bad = await glayer(ws, 'export', `tar:${out}.tar`);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /export writes oci:, oci-archive: or docker-archive:/);
+});
+
 test.run();
