@@ -284,4 +284,20 @@ t('export --squash: one layer holding the union, the same tree; a second tag is 
   assert.match(bad.stderr, /export writes oci:, oci-archive: or docker-archive:/);
 });
 
+t('mounted as root, the view of an imported image equals umoci unpack of it (when the view applies manifests)', async () => {
+  const meta = await import('../../src/core/meta.js') as Record<string, unknown>;
+  if (typeof meta.applyManifest !== 'function') { console.log('SKIPPED: the view does not apply metadata manifests in this version'); return; }
+  const img = await umociImage();
+  const base = tmpdir('glayer-view-');
+  await glayerOk(base, 'init', 'ws', '--from', `oci:${img.layout}:${img.tag}`);
+  const ws = join(base, 'ws');
+  await glayerOk(ws, 'mount-view');
+  const theirs = umociUnpack(`${img.layout}:${img.tag}`);
+  sameTrees(describeTree(join(ws, 'view'), { xattrs: true }), describeTree(theirs, { xattrs: true }), ['glayer view', 'umoci unpack']);
+  const files = (l: string[]): string[] => l.filter((x) => !/ dir /.test(x));
+  sameTrees(files(describeTree(join(ws, 'view'), { mtime: true })), files(describeTree(theirs, { mtime: true })), ['glayer view', 'umoci unpack']);
+  // status is clean right after the import
+  assert.is((await glayerOk(ws, 'status')).stdout, '');
+});
+
 test.run();
