@@ -23,6 +23,7 @@ import { ChildError, ENV, git, glayer, glayerCli, run, runWithRss, rssMethod, st
 import { writeLargeTree, writeRandomFile } from './large.js';
 import { formatSummary, newestProfile, summarize, type ProfileSummary } from './profile.js';
 import { debianTars } from '../test/helpers/debian.js';
+import { imageFixture, row12, row13, row14, type ImageBenchContext, type ImageFixture } from './image-rows.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 glayerCli.bin = join(ROOT, 'bin', 'glayer');
@@ -889,6 +890,27 @@ async function main(): Promise<number> {
     attempt(23, 'efficiency of a 1000-layer stack', () => row23(fx, opts.runs));
     attempt(24, 'squash of 1000 layers', () => row24(fx, opts.runs));
     ws.wlife = join(base, 'wlife');
+    // Rows 12-14: image import and export (bench/image-rows.ts).
+    const ictx: ImageBenchContext = {
+      base, src: fx.src, tree: git(['--git-dir', gitdirOf(fx.template), 'rev-parse', 'refs/heads/main^{tree}']).stdout.trim(),
+      runs: opts.runs, bigBytes: cfg.bigBytes, seed: SEED, alternate, check, log,
+    };
+    let ifx: ImageFixture | null = null;
+    const imageFx = (): ImageFixture => (ifx ??= imageFixture(ictx));
+    attempt(12, 'import of a one-layer image of the tree', () => {
+      const { sides, notes } = row12(ictx, imageFx());
+      return ratioRow(12, `import of a one-layer image of the ${fx.cfg.files}-file tree`, sides, 0.5, notes);
+    });
+    attempt(13, 'export of that stack', () => {
+      const { sides, notes } = row13(ictx, imageFx());
+      return ratioRow(13, 'export of that stack (oci:, gzip)', sides, 1.0, notes);
+    });
+    attempt(14, 'image import and export of one large file: peak RSS', () => {
+      const r = row14(ictx);
+      const big = cfg.bigBytes >= 1 << 30 ? `${cfg.bigBytes / 2 ** 30} GiB` : `${cfg.bigBytes / 2 ** 20} MiB`;
+      return { id: 14, operation: `import, then export, of a ${big} layer: peak RSS`, unit: 'MiB', glayer: { label: 'max(import, export) peak RSS', stats: stats([r.peakMiB]) }, anchor: null, extra: [], ratio: null, target: '<= 256 MiB', met: r.peakMiB <= 256, notes: r.notes };
+    });
+    if (ifx) ws.wimg = (ifx as ImageFixture).stackWs;
 
     // Every glayer store must pass git fsck --strict.
     for (const [name, dir] of Object.entries(ws)) {

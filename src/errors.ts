@@ -146,3 +146,13 @@ export class DirtyError extends GlayerError {
     super('E_DIRTY', message, data, 1);
   }
 }
+
+/**
+ * An image (OCI layout, archive or tarball) that glayer refuses: a digest mismatch, a missing blob, an unsafe
+ * or malformed tar entry. Names the image part (`layer sha256:...`, `manifest`, ...) and, for an entry, its path.
+ */
+export class ImageError extends GlayerError {
+  constructor(where: string, reason: string, entry?: string) {
+    super('E_IMAGE', `invalid image: ${where}${entry !== undefined ? `: entry ${JSON.stringify(brief(entry))}` : ''}: ${reason}`, { where, reason, ...(entry !== undefined ? { entry: display(entry) } : {}) });
+  }
+}

@@ -10,6 +10,9 @@ import { Store } from '../store/store.js';
 import { STORE_DIR, UPPER_DIR, Workspace } from '../workspace/workspace.js';
 import { Index, saveIndex, indexPath } from '../fs/index-file.js';
 import { startFrom } from './fetch.js';
+import { importInto } from './import.js';
+import { isImageRef, parseImageRef } from '../image/transport.js';
+import { writeSymbolicHead } from '../store/refs.js';
 import type { Progress } from './types.js';
 
 /** templates/ of the package: beside dist/ (the bundle, dist/glayer.mjs) or two levels up (dist/api/, src/api/). */
@@ -50,6 +53,8 @@ export interface InitOptions {
    * shared, never rewritten; SOURCE becomes the remote `origin` and the stack's upstream.
    */
   from?: string;
+  /** With an image `from`: os/arch[/variant] to pick from a multi-platform index. */
+  platform?: string;
   onProgress?: Progress;
 }
 
@@ -77,7 +82,13 @@ export async function init(opts: InitOptions = {}): Promise<InitResult> {
   try {
     const store = await Store.init(tmp, opts.stack ?? 'main');
     if (templateDir && fs.existsSync(templateDir)) head = await commitDirectory(store, templateDir, `base: template ${opts.template}`);
-    if (opts.from !== undefined) ({ head, ref, url: from } = await startFrom(store, opts.from, { cwd: opts.cwd ?? process.cwd(), stack: opts.stack, onProgress: opts.onProgress }));
+    if (opts.from !== undefined && isImageRef(opts.from)) {
+      // An image (oci:, oci-archive:, docker-archive:, tar:): its layers become the stack (default name main).
+      const r = await importInto(store, parseImageRef(opts.from), { stack: opts.stack ?? 'main', platform: opts.platform, onProgress: opts.onProgress, source: opts.from });
+      ({ head, ref } = r);
+      writeSymbolicHead(tmp, ref);
+      from = opts.from;
+    } else if (opts.from !== undefined) ({ head, ref, url: from } = await startFrom(store, opts.from, { cwd: opts.cwd ?? process.cwd(), stack: opts.stack, onProgress: opts.onProgress }));
     store.close();
     fs.renameSync(tmp, gitdir);
   } catch (e) {

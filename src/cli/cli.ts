@@ -27,6 +27,9 @@ import { ResetCommand } from './commands/reset.js';
 import { StackDeleteCommand, StackListCommand, StackNewCommand, StackSwitchCommand } from './commands/stack.js';
 import { EfficiencyCommand } from './commands/efficiency.js';
 import { GcCommand } from './commands/gc.js';
+import { ImportCommand } from './commands/import.js';
+import { ExportCommand } from './commands/export.js';
+import { ImageConfigCommand } from './commands/image-config.js';
 
 export const VERSION = '0.1.0';
 
@@ -38,7 +41,7 @@ class DefaultCommand extends Command<GlayerContext> {
   }
 }
 
-export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand, GcCommand];
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand, GcCommand, ImportCommand, ExportCommand, ImageConfigCommand];
 
 /**
  * The commands a command line can be running: those whose every path word is in argv. Building clipanion's

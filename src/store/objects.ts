@@ -173,6 +173,15 @@ class Pack {
     await streamInflateTo(oid, fs.createReadStream(this.packPath, { start, end: end - 1 }), dest, mode, `blob ${size}\0`);
   }
 
+  /** A whole (not deltified) blob entry's content as chunks, checked against its size and oid. */
+  async *blobChunks(oid: string, offset: number): AsyncGenerator<Buffer> {
+    const { typeNum, size, start } = this.entryHead(offset);
+    if (typeNum !== 3) throw new ObjectError(oid, 'not a whole blob entry');
+    const end = this.entryEnd(offset);
+    if (end <= start) throw new ObjectError(oid, 'corrupt (truncated pack)');
+    yield* inflateChunks(oid, fs.createReadStream(this.packPath, { start, end: end - 1 }), `blob ${size}\0`);
+  }
+
   /** The content size of the entry at `offset`: from its header, or the result size of a delta. */
   sizeAt(oid: string, offset: number, store: ObjectStore): number {
     this.open();
@@ -474,10 +483,19 @@ export class ObjectStore implements TreeSink {
     else await streamInflateTo(oid, fs.createReadStream(this.loosePath(oid)), dest, mode, null);
   }
 
+  /** A blob's content as a stream of chunks (a large blob, loose or packed whole, is inflated as it is read). */
+  async *blobChunks(oid: string): AsyncGenerator<Buffer> {
+    const small = this.readSmallBlob(oid);
+    if (small) { yield small; return; }
+    const at = this.packed(oid);
+    if (at) yield* at.pack.blobChunks(oid, at.offset);
+    else yield* inflateChunks(oid, fs.createReadStream(this.loosePath(oid)), null);
+  }
+
   /**
    * A blob's content, or null when it is large (1 MiB or more) and stored whole, loose or in a pack, so that it
-   * can be streamed (writeBlobTo). A deltified blob is rebuilt in memory (git does not deltify blobs over
-   * core.bigFileThreshold, 512 MiB).
+   * can be streamed (writeBlobTo, blobChunks). A deltified blob is rebuilt in memory (git does not deltify blobs
+   * over core.bigFileThreshold, 512 MiB).
    */
   readSmallBlob(oid: string): Buffer | null {
     const at = this.packed(oid);
@@ -574,41 +592,44 @@ const STREAMED = 1024 * 1024;
  * Inflate a zlib stream into a new file `dest`, checking the blob's size and hash. `header`: the object header
  * the stream lacks (a pack entry); null when the stream starts with its own (a loose object).
  */
-async function streamInflateTo(oid: string, source: fs.ReadStream, dest: Buffer, mode: number, header: string | null): Promise<void> {
+/** The content of a zlib-compressed blob, checked against its size and oid as it is read. */
+async function* inflateChunks(oid: string, source: fs.ReadStream, header: string | null): AsyncGenerator<Buffer> {
   let needHeader = header === null;
   let expected = -1;
-  let written = 0;
+  let seen = 0;
   const hash = createHash('sha1');
   if (header !== null) { hash.update(header); expected = Number(header.slice(5, -1)); }
-  const strip = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
+  const inflate = zlib.createInflate();
+  source.on('error', (e) => inflate.destroy(e)).pipe(inflate);
+  try {
+    for await (let chunk of inflate as AsyncIterable<Buffer>) {
       hash.update(chunk);
       if (needHeader) {
         const nul = chunk.indexOf(0);
-        if (nul < 0) { cb(new ObjectError(oid, 'corrupt (bad header)')); return; }
+        if (nul < 0) throw new ObjectError(oid, 'corrupt (bad header)');
         const head = chunk.toString('latin1', 0, nul);
-        if (!head.startsWith('blob ')) { cb(new ObjectError(oid, `not a blob`)); return; }
+        if (!head.startsWith('blob ')) throw new ObjectError(oid, 'not a blob');
         expected = Number(head.slice(5));
         needHeader = false;
         chunk = chunk.subarray(nul + 1);
       }
-      written += chunk.length;
-      cb(null, chunk);
-    },
-    flush(cb) {
-      if (written !== expected) cb(new ObjectError(oid, 'corrupt (size mismatch)'));
-      else if (hash.digest('hex') !== oid) cb(new ObjectError(oid, 'corrupt (hash mismatch)'));
-      else cb();
-    },
-  });
-  try {
-    await pipeline(source, zlib.createInflate(), strip, fs.createWriteStream(dest, { mode, flags: 'wx' }));
+      seen += chunk.length;
+      if (chunk.length) yield chunk;
+    }
   } catch (e) {
     if (e instanceof ObjectError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code && code.startsWith('Z_')) throw new ObjectError(oid, 'corrupt (bad compressed data)');
     throw e;
+  } finally {
+    source.destroy();
   }
+  if (seen !== expected) throw new ObjectError(oid, 'corrupt (size mismatch)');
+  if (hash.digest('hex') !== oid) throw new ObjectError(oid, 'corrupt (hash mismatch)');
+}
+
+async function streamInflateTo(oid: string, source: fs.ReadStream, dest: Buffer, mode: number, header: string | null): Promise<void> {
+  await pipeline(inflateChunks(oid, source, header), fs.createWriteStream(dest, { mode, flags: 'wx' }));
 }
 
 // ---- writing ----------------------------------------------------------------------------------------------
@@ -681,6 +702,21 @@ export class ObjectWriter {
   }
 
   private scratch: Buffer | null = null;
+
+  /**
+   * Add a blob of `size` bytes read from `source` (for example a tar entry): a small one is held like add(), a
+   * large one streams into the pack as addFile does, so memory stays bounded. Throws if the source does not give
+   * exactly `size` bytes.
+   */
+  async addStream(size: number, source: AsyncIterable<Buffer>): Promise<string> {
+    if (size >= LARGE_BLOB) return this.toPack().addStream(size, source, (oid) => this.holds(oid) || this.store.has(oid));
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of source) { parts.push(c); n += c.length; }
+    if (n !== size) throw new Error(`stream gave ${n} bytes, expected ${size}`);
+    // One copy: a chunk of a stream is often a view of a much larger buffer that must not stay alive with it.
+    return this.add('blob', Buffer.concat(parts, n));
+  }
 
   flush(): void {
     if (this.pack && this.pack.count === 0) {
@@ -804,16 +840,9 @@ class PackWriter {
 
   /** Stream a file into the pack as a blob entry; an entry whose oid is `known` already is taken back. */
   addFile(file: Buffer | string, size: number, known: (oid: string) => boolean): string {
-    this.flushStage();
-    const start = this.pos;
-    const before = this.hash.copy();
-    const blobHash = createHash('sha1').update(`blob ${size}\0`);
+    const e = this.beginBlob(size);
     const input = fs.openSync(file, 'r');
-    let oid: string;
     try {
-      this.crc = 0;
-      this.emit(packEntryHeader(3, size));
-      const z = new ZlibFramer((b) => this.emit(b));
       const buf = Buffer.allocUnsafe(PIECE);
       let seen = 0;
       for (;;) {
@@ -821,22 +850,56 @@ class PackWriter {
         if (n === 0) break;
         seen += n;
         if (seen > size) break;
-        const piece = buf.subarray(0, n);
-        blobHash.update(piece);
-        z.write(piece);
+        e.write(buf.subarray(0, n));
       }
       if (seen !== size) throw new ObjectError(`blob of ${typeof file === 'string' ? file : file.toString('utf8')}`, `the file changed while it was read (${size} bytes expected)`);
-      z.end();
-      oid = blobHash.digest('hex');
-    } catch (e) {
-      this.rollback(start, before);
-      throw e;
+    } catch (err) {
+      e.abort();
+      throw err;
     } finally {
       fs.closeSync(input);
     }
-    if (known(oid)) { this.rollback(start, before); return oid; }
-    this.record(Buffer.from(oid, 'hex'), start);
-    return oid;
+    return e.end(known);
+  }
+
+  /** The same from an async source of chunks (a tar entry): exactly `size` bytes, else an error. */
+  async addStream(size: number, source: AsyncIterable<Buffer>, known: (oid: string) => boolean): Promise<string> {
+    const e = this.beginBlob(size);
+    try {
+      let seen = 0;
+      for await (const c of source) {
+        seen += c.length;
+        if (seen > size) break;
+        for (let p = 0; p < c.length; p += PIECE) e.write(c.subarray(p, Math.min(p + PIECE, c.length)));
+      }
+      if (seen !== size) throw new Error(`stream gave ${seen} bytes, expected ${size}`);
+    } catch (err) {
+      e.abort();
+      throw err;
+    }
+    return e.end(known);
+  }
+
+  /** A blob entry of `size` bytes written piece by piece: hashed and deflated (or stored) straight into the pack. */
+  private beginBlob(size: number): { write(piece: Buffer): void; end(known: (oid: string) => boolean): string; abort(): void } {
+    this.flushStage();
+    const start = this.pos;
+    const before = this.hash.copy();
+    const blobHash = createHash('sha1').update(`blob ${size}\0`);
+    this.crc = 0;
+    this.emit(packEntryHeader(3, size));
+    const z = new ZlibFramer((b) => this.emit(b));
+    return {
+      write: (piece) => { blobHash.update(piece); z.write(piece); },
+      abort: () => this.rollback(start, before),
+      end: (known) => {
+        z.end();
+        const oid = blobHash.digest('hex');
+        if (known(oid)) { this.rollback(start, before); return oid; }
+        this.record(Buffer.from(oid, 'hex'), start);
+        return oid;
+      },
+    };
   }
 
   private rollback(start: number, hash: ReturnType<typeof createHash>): void {
