@@ -57,7 +57,9 @@ export function readLiveUpper(gitdir: string, upper: string, sink: AdoptingSink)
   }
   if (edits.size) tree = editTree(sink, tree, edits);
   const root = scan.root;
-  return { tree, index: scan.index, warnings, save: () => saveIndex(file, sink, root, scan.index) };
+  // Nothing new since the last scan (the common case of `status` in an unchanged view): nothing to write.
+  const unchanged = scan.restat === 0 && root === prev.root;
+  return { tree, index: scan.index, warnings, save: () => { if (!unchanged) saveIndex(file, sink, root, scan.index); } };
 }
 
 /**
