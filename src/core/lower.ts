@@ -13,12 +13,13 @@
  * lower directory. An opaque marker at the root is left to the stack (the kernel ignores the opaque xattr on a
  * layer's root; the mount leaves out the layers below instead, which is what the marker means).
  */
+import { META_NAME } from './meta.js';
 import { join } from './path.js';
 import { type TreeEntry, type TreeSink } from './tree.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, classifyName } from './whiteout.js';
 
-/** The metadata manifest's name (docs/metadata.md): never part of a lower directory. */
-export const META_MANIFEST = '.wh..wh..meta';
+/** The metadata manifest (docs/metadata.md): never part of a lower directory. */
+const META_MANIFEST = META_NAME;
 
 export interface LowerForm {
   /** The layer's tree without any marker: what to write as files, directories and symlinks. */
