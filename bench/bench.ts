@@ -24,6 +24,7 @@ import { writeLargeTree, writeRandomFile } from './large.js';
 import { formatSummary, newestProfile, summarize, type ProfileSummary } from './profile.js';
 import { debianTars } from '../test/helpers/debian.js';
 import { imageFixture, row12, row13, row14, type ImageBenchContext, type ImageFixture } from './image-rows.js';
+import { liveRows } from './live.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 glayerCli.bin = join(ROOT, 'bin', 'glayer');
@@ -333,7 +334,10 @@ function row3(fx: Fixture, runs: number, w2: string): Row {
   return ratioRow(3, `commit of ${fx.cfg.mod} modified + ${fx.cfg.del} deleted + ${fx.cfg.add} added files`, alternate([gc, nc], runs), 1.0);
 }
 
-function row4(fx: Fixture, runs: number, w1: string): Row {
+/** The deep stack's workspace (`wdeep`): the tree spread over cfg.layers layers (built once). */
+function buildDeep(fx: Fixture): string {
+  const existing = join(fx.base, 'wdeep');
+  if (fs.existsSync(existing)) return existing;
   const deep = copyWorkspace(fx, 'wdeep');
   const per = Math.ceil(fx.w.files.length / fx.cfg.layers);
   const s = new ImportStream(join(fx.base, 'deep.fi'));
@@ -349,6 +353,11 @@ function row4(fx: Fixture, runs: number, w1: string): Row {
   const depth = git(['--git-dir', gitdirOf(deep), 'rev-list', '--count', '--first-parent', 'refs/heads/main']).stdout.trim();
   check(`the deep stack has ${fx.cfg.layers} layers`, Number(depth) === fx.cfg.layers, depth);
   log(`deep stack of ${depth} layers built`);
+  return deep;
+}
+
+function row4(fx: Fixture, runs: number, w1: string): Row {
+  const deep = buildDeep(fx);
   // The first mount-view of each computes its union; both are reported as notes (cold), then timed warm.
   const coldDeep = mountSampler(fx, 'glayer mount-view, deep stack', deep, fx.m0);
   const coldMs = coldDeep.sample().ms;
@@ -911,6 +920,15 @@ async function main(): Promise<number> {
       return { id: 14, operation: `import, then export, of a ${big} layer: peak RSS`, unit: 'MiB', glayer: { label: 'max(import, export) peak RSS', stats: stats([r.peakMiB]) }, anchor: null, extra: [], ratio: null, target: '<= 256 MiB', met: r.peakMiB <= 256, notes: r.notes };
     });
     if (ifx) ws.wimg = (ifx as ImageFixture).stackWs;
+    // Rows 15-21: live views (bench/live.ts).
+    if ([15, 16, 17, 18, 19, 21].some(want)) {
+      liveRows({
+        base, w: fx.w, m0: fx.m0, native: fx.native, template: fx.template, cfg: fx.cfg, seed: SEED, runs: opts.runs,
+        check, checkManifest, alternate, ratioRow, copyWorkspace: (n) => copyWorkspace(fx, n), deepWorkspace: () => buildDeep(fx),
+        attempt: (id, name, fn) => attempt(id, name, fn as () => Row),
+      });
+      for (const n of ['wlive', 'wlive17', 'wlive21', 'wdeep']) ws[n] = join(base, n);
+    }
 
     // Every glayer store must pass git fsck --strict.
     for (const [name, dir] of Object.entries(ws)) {

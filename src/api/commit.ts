@@ -16,6 +16,7 @@ import { withDeepPath } from '../fs/paths.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { emptyUpper, planSync, saveView, writeView } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
+import { commitLive, type LivePlan } from './live.js';
 
 export interface CommitOptions extends WorkspaceOptions {
   message: string;
@@ -27,6 +28,7 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
   if (!opts.message || opts.message.trim() === '') throw new UsageError('a commit message is required (-m MSG)');
   return withWorkspace(opts.cwd ?? process.cwd(), async (ws) => {
     const plan = planSync(ws);
+    if ((plan as LivePlan).live) return commitLive(ws, plan as LivePlan, opts.message, opts.onProgress);
     if (plan.unrepresentable.length) throw new ReservedNameError(plan.unrepresentable);
     if (plan.upperTree === EMPTY_TREE) throw new NothingToCommitError();
     const store = ws.store;

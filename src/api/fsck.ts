@@ -25,6 +25,9 @@ import { scanTree } from '../fs/scan.js';
 import { readRef, readSymbolicHead } from '../store/refs.js';
 import { Workspace, alive, lockHolder } from '../workspace/workspace.js';
 import type { WorkspaceOptions } from './types.js';
+import { staleExtractions } from '../mount/cache.js';
+import { liveMountAt, ourMounts, rmWork, staleLiveDirs } from '../mount/live.js';
+import { readLiveUpper } from '../mount/upper.js';
 
 export interface FsckProblem {
   /** What was checked: objects, layer, stack, upper, view, index. */
@@ -64,6 +67,7 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
     const state = ws.readState();
 
     repairLeftovers(ws, state.view, repair);
+    repairLive(ws, state, repair, result.notes);
 
     // The stack ref.
     let head: string | null = null;
@@ -143,18 +147,24 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
     else if (!upperSt.isDirectory()) problem('upper', `the writable layer ${ws.upper} is not a directory${upperSt.isSymbolicLink() ? ' (a symlink)' : ''}`);
     else {
       try {
-        const prev = loadIndex(indexPath(ws.gitdir, 'upper'), objects);
-        const scan = scanTree(ws.upper, prev.index, objects, { markers: true });
-        upperTree = scan.root ?? EMPTY_TREE;
-        applyLayer(objects, lowerTree, upperTree, { layer: 'writable layer' });
-        for (const p of scan.unrepresentable) problem('upper', `invalid name in the writable layer: ${display(p)}`);
+        if (state.live) {
+          // A live view's upper directory, in whichever whiteout form the mount left it.
+          upperTree = readLiveUpper(ws.gitdir, ws.upper, objects).tree;
+          applyLayer(objects, lowerTree, upperTree, { layer: 'writable layer' });
+        } else {
+          const prev = loadIndex(indexPath(ws.gitdir, 'upper'), objects);
+          const scan = scanTree(ws.upper, prev.index, objects, { markers: true });
+          upperTree = scan.root ?? EMPTY_TREE;
+          applyLayer(objects, lowerTree, upperTree, { layer: 'writable layer' });
+          for (const p of scan.unrepresentable) problem('upper', `invalid name in the writable layer: ${display(p)}`);
+        }
       } catch (e) {
         if (e instanceof InvalidLayerError || e instanceof GlayerError) problem('upper', e.message); else throw e;
       }
     }
 
     // The view against its index.
-    if (state.view !== null) {
+    if (state.view !== null && !state.live) {
       let st: fs.Stats | null = null;
       try { st = fs.lstatSync(state.view); } catch { /* gone */ }
       if (!st) result.notes.push(`the view ${state.view} is gone; 'glayer mount-view' makes it again`);
@@ -180,6 +190,23 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
 }
 
 type Repair = (what: string, action: () => void) => void;
+
+/**
+ * Live views: unmount mounts of this workspace's views that the state does not name (a kill between mounting and
+ * recording, or a remount killed half way), remove work and retired upper directories no mount uses, and cache
+ * extractions a killed process left.
+ */
+function repairLive(ws: Workspace, state: ReturnType<Workspace['readState']>, repair: Repair, notes: string[]): void {
+  const current = state.live && state.view ? state.view : null;
+  let seenCurrent = false;
+  for (const m of ourMounts(ws)) {
+    if (current !== null && m.target === current && !seenCurrent) { seenCurrent = true; continue; }
+    repair(`unmounted ${m.target} (a live view of this workspace that no state names)`, () => m.backend.umount(m.target, true));
+  }
+  for (const d of staleLiveDirs(ws, state)) repair(`removed ${d} (left by an interrupted live mount or commit)`, () => rmWork(d));
+  for (const d of staleExtractions(ws.stateDir)) repair(`removed ${d} (an interrupted layer cache extraction)`, () => rmWork(d));
+  if (current !== null && liveMountAt(ws, current, state.live) === null) notes.push(`the live view ${current} is not mounted; 'glayer mount-view --live' mounts it`);
+}
 
 function repairLeftovers(ws: Workspace, view: string | null, repair: Repair): void {
   // Staging and trash directories of an interrupted mount-view, beside the view (and the default view).

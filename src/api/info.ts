@@ -1,5 +1,6 @@
 /** `info`: where things are. */
 import { withWorkspace } from '../workspace/workspace.js';
+import { liveMountAt } from '../mount/live.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface InfoResult {
@@ -15,19 +16,25 @@ export interface InfoResult {
   /** The view's directory, or null before mount-view. */
   view: string | null;
   layers: number;
+  /** The view is a live mount: with which backend, and whether it is mounted now. */
+  live: { backend: 'kernel' | 'fuse'; mounted: boolean; head: string | null } | null;
 }
 
 export async function info(opts: WorkspaceOptions = {}): Promise<InfoResult> {
   return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
     const head = ws.store.head();
+    const state = ws.readState();
     return {
       root: ws.root,
       store: ws.gitdir,
       ref: ws.store.stackRef,
       head,
       upper: ws.upper,
-      view: ws.readState().view,
+      view: state.view,
       layers: ws.store.layers(head).length,
+      live: state.live && state.view
+        ? { backend: state.live.backend, mounted: liveMountAt(ws, state.view, state.live) !== null, head: state.live.head }
+        : null,
     };
   }, { lock: false });
 }

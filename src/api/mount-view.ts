@@ -16,7 +16,9 @@ import { Index, indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
 import { applyMeta } from '../fs/apply-meta.js';
 import { formatManifest, metaChanges } from '../core/meta.js';
-import { withWorkspace } from '../workspace/workspace.js';
+import { withWorkspace, type State, type Workspace } from '../workspace/workspace.js';
+import type { BackendName } from '../mount/backend.js';
+import { mountViewLive, umountLive } from './live.js';
 import { notAppliedWarning, reconcile } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
@@ -25,6 +27,10 @@ export interface MountViewOptions extends WorkspaceOptions {
   target?: string;
   /** Replace the contents of a non-empty directory that is not this workspace's view. */
   force?: boolean;
+  /** Mount the union (kernel overlayfs or fuse-overlayfs) instead of copying it (live.ts). */
+  live?: boolean;
+  /** With `live`: the backend to use (default: the kernel when the process may mount, else fuse). */
+  backend?: BackendName;
 }
 
 export interface MountViewResult {
@@ -36,6 +42,8 @@ export interface MountViewResult {
   /** A previous view left in place, no longer tracked. */
   detached: string | null;
   warnings: string[];
+  /** A live view: its backend, how many lower directories it mounts and how many the cache had to extract. */
+  live?: { backend: BackendName; lowers: number; extracted: number };
 }
 
 export async function mountView(opts: MountViewOptions = {}): Promise<MountViewResult> {
@@ -49,6 +57,25 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
     }
     const target = opts.target !== undefined ? resolve(cwd, opts.target) : state.view ?? ws.defaultView;
     checkTarget(ws.root, ws.gitdir, ws.upper, target);
+    if (opts.live) {
+      const r = await mountViewLive(ws, state, target, opts, async () => { await reconcile(ws, opts); return ws.readState(); });
+      return { view: r.view, written: 0, refreshed: false, detached: null, warnings: r.warnings, live: { backend: r.backend, lowers: r.lowers, extracted: r.extracted } };
+    }
+    if (state.live) {
+      // Back to a copied view: unmount the live one first (its changes stay in the writable layer).
+      const u = umountLive(ws, state, undefined);
+      state.view = null;
+      state.live = null;
+      const s = await mountCopy(ws, cwd, opts, state, target);
+      return { ...s, warnings: [...u.warnings, ...s.warnings] };
+    }
+    return mountCopy(ws, cwd, opts, state, target);
+  });
+}
+
+async function mountCopy(ws: Workspace, cwd: string, opts: MountViewOptions, state: State, target: string): Promise<MountViewResult> {
+  {
+    void cwd;
     let written = 0;
     const countingProgress = opts.onProgress;
     if (state.view !== null && samePath(state.view, target) && fs.existsSync(target)) {
@@ -103,7 +130,7 @@ export async function mountView(opts: MountViewOptions = {}): Promise<MountViewR
     const detached = state.view !== null && !samePath(state.view, target) && fs.existsSync(state.view) ? state.view : null;
     ws.writeState({ ...s.state, view: target, lower: s.head });
     return { view: target, written, refreshed: false, detached, warnings: s.warnings };
-  });
+  }
 }
 
 function samePath(a: string, b: string): boolean {

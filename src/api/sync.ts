@@ -45,6 +45,7 @@ import { ObjectError, display } from '../errors.js';
 import { LARGE_BLOB } from '../store/objects.js';
 import type { Workspace, State } from '../workspace/workspace.js';
 import type { Progress } from './types.js';
+import { finishLive, planLive, type LivePlan } from './live.js';
 
 export interface Synced {
   state: State;
@@ -208,6 +209,8 @@ export function planSync(ws: Workspace): SyncPlan {
   const store = ws.store;
   const objects = store.objects;
   const state = ws.readState();
+  // A live view is a mount whose upper directory holds exactly the changes: read that alone (live.ts).
+  if (state.live) return planLive(ws, state);
   const head = store.head();
   const lowerTree = store.unionTree(head);
   const warnings: string[] = [];
@@ -361,6 +364,7 @@ export async function emptyUpper(ws: Workspace, plan: SyncPlan): Promise<void> {
 
 export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<Synced & { viewWritten: number }> {
   const plan = planSync(ws);
+  if ((plan as LivePlan).live) { await finishLive(ws, plan as LivePlan); return { ...plan, viewWritten: 0 }; }
   const objects = ws.store.objects;
   // 5. Write what differs: the upper first (it is what a commit reads), then the view.
   // A copy-up shares the view's file (copy-up.ts): no second copy of the bytes, and no free space needed.

@@ -19,6 +19,16 @@ export interface State {
   view: string | null;
   /** The stack top the writable layer and the view were last reconciled against. */
   lower: string | null;
+  /** Set while the view is a live mount (src/mount/live.ts): the view is then the mount's merged directory. */
+  live?: LiveState | null;
+}
+
+export interface LiveState {
+  backend: 'kernel' | 'fuse';
+  /** The stack top the mount's lower directories show. */
+  head: string | null;
+  /** The mount's work directory (in .glayer/glayer/live/). */
+  work: string;
 }
 
 export class Workspace {
@@ -50,7 +60,8 @@ export class Workspace {
   readState(): State {
     try {
       const s = JSON.parse(fs.readFileSync(join(this.stateDir, 'state.json'), 'utf8')) as Partial<State>;
-      return { version: 1, view: typeof s.view === 'string' ? s.view : null, lower: typeof s.lower === 'string' ? s.lower : null };
+      const live = s.live && typeof s.live === 'object' && typeof s.live.work === 'string' ? s.live : null;
+      return { version: 1, view: typeof s.view === 'string' ? s.view : null, lower: typeof s.lower === 'string' ? s.lower : null, live };
     } catch {
       return { version: 1, view: null, lower: null };
     }

@@ -13,8 +13,11 @@ import { layerToLowerdir, overlayUnavailable, withOverlay } from '../helpers/ove
 import { Rng, testSeed } from '../helpers/prng.js';
 import { snapshot, snapshotDiff, type Snapshot } from '../helpers/snapshot.js';
 import { tmpdir } from '../helpers/tmp.js';
+import { liveBackends } from '../helpers/live.js';
 
 const unavailable = overlayUnavailable(tmpdir('glayer-ovl-probe-'));
+/** glayer's live views (mount-view --live) of every stack are compared too, with each backend this machine has. */
+const LIVE_BACKENDS = liveBackends();
 
 // ---- layer descriptions ----
 const f = (name: string, content: string | Buffer = name): NativeEntry => ({ mode: '100644', name, content });
@@ -25,7 +28,7 @@ const wh = (name: string): NativeEntry => ({ mode: '100644', name: `.wh.${name}`
 const opq = (): NativeEntry => ({ mode: '100644', name: '.wh..wh..opq', content: '' });
 
 /** Layers (bottom first) as commits on a fresh workspace's stack; glayer's view and the kernel's, snapshotted. */
-async function bothViews(build: (gitdir: string) => string[]): Promise<{ glayer: Snapshot; kernel: Snapshot; gitdir: string }> {
+async function bothViews(build: (gitdir: string) => string[], withLive = true): Promise<{ glayer: Snapshot; kernel: Snapshot; gitdir: string; live: Record<string, Snapshot> }> {
   const base = tmpdir('glayer-ovl-');
   await glayerOk(base, 'init', 'ws');
   const ws = join(base, 'ws');
@@ -43,6 +46,17 @@ async function bothViews(build: (gitdir: string) => string[]): Promise<{ glayer:
   const status = await glayerOk(ws, 'status');
   assert.is(status.stdout, '', 'a fresh view of a native stack has no changes');
   assert.equal(fs.readdirSync(join(ws, 'upper')), [], 'mounting a view writes nothing to the writable layer');
+  const live: Record<string, Snapshot> = {};
+  for (const b of withLive ? LIVE_BACKENDS : []) {
+    const target = join(base, `live-${b}`);
+    await glayerOk(ws, 'mount-view', '--live', '--backend', b, target);
+    try {
+      live[b] = snapshot(target);
+      assert.is((await glayerOk(ws, 'status')).stdout, '', `a fresh ${b} live view has no changes`);
+    } finally {
+      await glayerOk(ws, 'umount');
+    }
+  }
   const lowers = commits.map((c, i) => {
     const dir = join(base, `lower${i}`);
     layerToLowerdir(gitdir, c, dir);
@@ -50,13 +64,16 @@ async function bothViews(build: (gitdir: string) => string[]): Promise<{ glayer:
   }).reverse();
   const kernel = lowers.length === 0 ? {} : withOverlay(lowers, join(base, 'merged'), (m) => snapshot(m));
   fsck(gitdir);
-  return { glayer: view, kernel, gitdir };
+  return { glayer: view, kernel, gitdir, live };
 }
 
 async function compareLayers(name: string, layers: NativeEntry[][]): Promise<Snapshot> {
   const r = await bothViews((gitdir) => layers.map((entries) => mktree(gitdir, entries)));
   if (!deepEqual(r.glayer, r.kernel)) {
     assert.unreachable(`${name}: glayer's view differs from overlayfs:\n${snapshotDiff(r.glayer, r.kernel, ['glayer', 'overlayfs'])}`);
+  }
+  for (const [b, s] of Object.entries(r.live)) {
+    if (!deepEqual(s, r.kernel)) assert.unreachable(`${name}: glayer's live view (${b}) differs from overlayfs:\n${snapshotDiff(s, r.kernel, [`live ${b}`, 'overlayfs'])}`);
   }
   return r.kernel;
 }
@@ -208,11 +225,15 @@ if (unavailable) {
       const rng = new Rng(seed);
       for (let k = 0; k < 30; k++) {
         const nLayers = rng.int(1, 6);
-        const r = await bothViews((gitdir) => randomLayers(gitdir, rng, nLayers));
+        // Live views of every third stack (each costs two mounts per backend).
+        const r = await bothViews((gitdir) => randomLayers(gitdir, rng, nLayers), k % 3 === 0);
         if (!deepEqual(r.glayer, r.kernel)) {
           const detail = git(r.gitdir, ['log', '--first-parent', '--format=%H', 'refs/heads/main']).split('\n')
             .map((c) => `layer ${c.slice(0, 12)}:\n${git(r.gitdir, ['ls-tree', '-r', '-t', c])}`).join('\n');
           assert.unreachable(`stack ${k} (${nLayers} layers) differs from overlayfs:\n${snapshotDiff(r.glayer, r.kernel, ['glayer', 'overlayfs'])}\n${detail}`);
+        }
+        for (const [b, s] of Object.entries(r.live)) {
+          if (!deepEqual(s, r.kernel)) assert.unreachable(`stack ${k} (${nLayers} layers): the live view (${b}) differs from overlayfs:\n${snapshotDiff(s, r.kernel, [`live ${b}`, 'overlayfs'])}`);
         }
       }
     } catch (e) {

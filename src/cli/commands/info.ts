@@ -24,6 +24,7 @@ export class InfoCommand extends GlayerCommand {
       ['layers', String(r.layers)],
       ['upper', r.upper],
       ['view', r.view ?? '(not mounted)'],
+      ['live', r.live ? `${r.live.backend}${r.live.mounted ? '' : ' (not mounted now)'}` : 'no (a copied view)'],
     ]));
     return 0;
   }
