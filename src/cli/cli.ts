@@ -21,6 +21,7 @@ import { DiffCommand } from './commands/diff.js';
 import { ShowCommand } from './commands/show.js';
 import { BlameCommand } from './commands/blame.js';
 import { FsckCommand } from './commands/fsck.js';
+import { ServeCommand } from './commands/serve.js';
 
 export const VERSION = '0.1.0';
 
@@ -32,7 +33,7 @@ class DefaultCommand extends Command<GlayerContext> {
   }
 }
 
-export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand];
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, ServeCommand];
 
 /**
  * The commands a command line can be running: those whose every path word is in argv. Building clipanion's
