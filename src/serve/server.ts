@@ -18,6 +18,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import * as fs from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -183,8 +184,10 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     if (url.pathname.startsWith('/api/')) {
       const route = api[url.pathname.slice(5)];
       if (!route) throw new HttpError(404, 'E_NOT_FOUND', `no such endpoint: ${url.pathname}`);
+      const t0 = performance.now();
       const body = JSON.stringify(await route(url.searchParams));
-      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
+      // How long the server took (the bench tells it apart from the page's own time).
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Server-Timing': `app;dur=${(performance.now() - t0).toFixed(1)}` });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
@@ -323,6 +326,11 @@ export function apiRoutes(root: string): Record<string, Route> {
       const r = await show({ cwd, layer: await nameOf(root, need(q, 'layer')), paths: pathsOf(q), content: q.get('content') !== '0' });
       return { ...r.layer, message: r.layer.message.replace(/\n+$/, ''), files: r.files.map(fileJson) };
     },
+    /**
+     * `glayer efficiency --json` of a stack (dive's wasted-space figures), `limit` offenders. Until that verb is in
+     * this build, `{"unavailable": true}` (the page then leaves the panel out).
+     */
+    efficiency: async () => ({ unavailable: true }),
     /** `glayer blame --json PATH`, from the given layer down (default: the current stack's top). */
     blame: async (q) => {
       const path = need(q, 'path');

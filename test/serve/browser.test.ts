@@ -16,7 +16,7 @@ const problems: string[] = [];
 const shots = process.env.GLAYER_SCREENSHOTS;
 
 const cli = async (cmd: string, ...argv: string[]) => JSON.parse((await glayerOk(fx.ws, cmd, '--json', ...argv)).stdout);
-const rowPaths = (p: Page) => p.$$eval('section.tree-panel .vlist [data-path]', (els) => els.map((e) => [e.getAttribute('data-path'), e.getAttribute('data-change')]));
+const rowPaths = (p: Page) => p.$$eval('section.tree-panel .vlist [data-path]', (els) => els.map((e) => [e.getAttribute('data-path'), e.getAttribute('data-change')] as [string | null, string | null]));
 
 test.before(async () => {
   fx = await serveFixture();

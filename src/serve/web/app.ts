@@ -27,6 +27,12 @@ interface FileResult { layer: string; path: string; kind: string; mode: string; 
 interface BlameEntry { id: string; date: string; message: string; change: 'A' | 'C' | 'D'; kind: string; size: number | null; files: { added: number; changed: number; deleted: number } }
 interface BlameResult { path: string; entries: BlameEntry[] }
 interface Tag { name: string; id: string }
+interface Efficiency {
+  top: string | null; layers: number; totalBytes: number; unionBytes: number; wastedBytes: number; efficiency: number;
+  userBytes: number; userWastedPercent: number;
+  paths: Array<{ path: string; count: number; bytes: number; wastedBytes: number; layers: string[] }>;
+  perLayer: Array<{ id: string; message: string; bytes: number; wastedBytes: number }>;
+}
 
 class ApiError extends Error { constructor(message: string, readonly code: string, readonly status: number) { super(message); } }
 
@@ -225,6 +231,8 @@ function TreePanel({ tree, layer, selected, only, query }: { tree: TreeResult; l
     }
     return out;
   }, [nodes, collapsed, only, query]);
+  // For the bench (bench/serve.ts): when this layer's tree was first on screen.
+  useEffect(() => { performance.mark(`glayer:tree:${layer}`); }, [tree]);
   const selectedIndex = selected === null ? -1 : visible.findIndex((n) => n.item.path === selected);
   const toggle = (path: string): void => { const s = new Set(collapsed); if (s.has(path)) s.delete(path); else s.add(path); setCollapsed(s); };
   const c = tree.counts;
@@ -396,6 +404,24 @@ function CompareView({ route, choices }: { route: Route; choices: LayerChoice[] 
   </div>`;
 }
 
+/** dive's figures for the stack (`glayer efficiency --json`): shown only where the server has the endpoint. */
+function EfficiencyPanel({ stack }: { stack: string }) {
+  const { data, error } = useApi<Efficiency | { unavailable: true }>('efficiency', { stack, limit: '10' });
+  if (error) return html`<${Failed} error=${error} />`;
+  if (!data) return html`<${Loading} what="the efficiency figures" />`;
+  if ('unavailable' in data) return null;
+  return html`<section class="efficiency" data-testid="efficiency">
+    <h2>Efficiency</h2>
+    <div class="cards">
+      <div class="card"><div class="big">${(data.efficiency * 100).toFixed(1)}%</div><div class="muted">score (union bytes / all bytes)</div></div>
+      <div class="card"><div class="big">${bytes(data.wastedBytes)}</div><div class="muted">wasted (hidden by layers above)</div></div>
+      <div class="card"><div class="big">${data.userWastedPercent.toFixed(1)}%</div><div class="muted">of the upper layers' bytes wasted</div></div>
+    </div>
+    ${data.paths.length ? html`<table class="grid"><thead><tr><th>Top offenders</th><th>Layers holding it</th><th>Wasted</th></tr></thead>
+      <tbody>${data.paths.map((p) => html`<tr><td class="mono">${p.path}</td><td>${p.count}</td><td>${bytes(p.wastedBytes)}</td></tr>`)}</tbody></table>` : html`<p class="muted">No layer hides bytes of another.</p>`}
+  </section>`;
+}
+
 function StackView({ name, layers, tags, pending }: { name: string; layers: LayerInfo[] | null; tags: Tag[]; pending: StatusItem[] | null }) {
   useEffect(() => { document.title = `${name} · glayer`; }, [name]);
   if (!layers) return html`<${Loading} what="the layers" />`;
@@ -409,10 +435,12 @@ function StackView({ name, layers, tags, pending }: { name: string; layers: Laye
         <td>${when(l.date)}</td><td><${Counts} a=${l.added} c=${l.changed} d=${l.deleted} /></td><td>${bytes(l.bytes)}</td><td>${firstLine(l.message)}</td>
       </tr>`)}</tbody>
     </table>
+    <${EfficiencyPanel} stack=${name} />
   </div>`;
 }
 
 function Sidebar({ stacks, stack, layers, tags, pending, selected, current }: { stacks: StackInfo[]; stack: string; layers: LayerInfo[] | null; tags: Tag[]; pending: StatusItem[] | null; selected: string | null; current: boolean }) {
+  useEffect(() => { if (layers) performance.mark(`glayer:layers:${stack}`); }, [layers]);
   const pc = { A: 0, C: 0, D: 0 };
   for (const p of pending ?? []) pc[p.change]++;
   return html`<nav class="sidebar">
