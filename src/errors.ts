@@ -156,3 +156,17 @@ export class ImageError extends GlayerError {
     super('E_IMAGE', `invalid image: ${where}${entry !== undefined ? `: entry ${JSON.stringify(brief(entry))}` : ''}: ${reason}`, { where, reason, ...(entry !== undefined ? { entry: display(entry) } : {}) });
   }
 }
+
+/** `glayer serve`: a request's path that cannot name anything in a layer (absolute, `..`, NUL, empty component). */
+export class BadPathError extends GlayerError {
+  constructor(path: string, reason: string) {
+    super('E_BAD_PATH', `${JSON.stringify(path)}: ${reason}`, { path });
+  }
+}
+
+/** `glayer serve`: a path that is not in the union as of the layer asked about. */
+export class NoSuchPathError extends GlayerError {
+  constructor(path: string, layer: string) {
+    super('E_NO_SUCH_PATH', `${path}: not in the union as of ${layer === 'upper' ? 'the writable layer' : layer.slice(0, 12)}`, { path, layer });
+  }
+}

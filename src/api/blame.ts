@@ -8,13 +8,15 @@ import { display, UsageError } from '../errors.js';
 import type { ObjectStore } from '../store/objects.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { filePairs, limitedChanges } from './diff.js';
-import { resolveViewPaths } from './resolve.js';
+import { resolveLayer, resolveViewPaths } from './resolve.js';
 import type { WorkspaceOptions } from './types.js';
 import { layerHeader } from './log.js';
 
 export interface BlameOptions extends WorkspaceOptions {
   /** A user path (see resolve.ts). */
   path: string;
+  /** The top layer to look down from (a layer name, see resolve.ts; default: HEAD, the current stack's top). */
+  layer?: string;
 }
 
 export interface BlameEntry {
@@ -49,7 +51,8 @@ export async function blame(opts: BlameOptions): Promise<BlameResult> {
     const store = ws.store;
     const sizes = new Sizes(store.objects);
     const entries: BlameEntry[] = [];
-    for (const { commit, below, above } of store.unionsAlong(store.layers(store.head()))) {
+    const top = opts.layer === undefined ? store.head() : resolveLayer(store, opts.layer).commit.oid;
+    for (const { commit, below, above } of store.unionsAlong(store.layers(top))) {
       const before = lookup(store.objects, below, path);
       const after = lookup(store.objects, above, path);
       if (sameEntry(before, after)) continue;

@@ -31,7 +31,7 @@ import { META_NAME, formatManifest, type Manifest } from '../core/meta.js';
 import { isAncestorOrSelf } from '../core/path.js';
 import { withWorkspace, type Workspace } from '../workspace/workspace.js';
 import { resolveLayer, resolveViewPaths } from './resolve.js';
-import { reconcile, type Synced } from './sync.js';
+import { planSync, reconcile, type Synced } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export type FileChange = 'A' | 'M' | 'D' | 'R' | 'C';
@@ -107,6 +107,11 @@ export interface DiffOptions extends WorkspaceOptions, DiffContentOptions {
   view?: boolean;
   /** Limit to these paths (user paths, see resolve.ts). */
   paths?: string[];
+  /**
+   * Write nothing and take no lock (`glayer serve`): the working state is worked out as `status` would, but the
+   * view's edits are not recorded in the writable layer.
+   */
+  readOnly?: boolean;
 }
 
 export interface DiffEnd {
@@ -141,7 +146,7 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
     const store = ws.store;
     let synced: Synced | null = null;
     if (needView) {
-      synced = await reconcile(ws, { onProgress: opts.onProgress });
+      synced = opts.readOnly ? planSync(ws) : await reconcile(ws, { onProgress: opts.onProgress });
       // Everything after this reads immutable trees and blobs: let other glayer commands run meanwhile.
       ws.unlock();
     }
@@ -182,7 +187,7 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
     }
     const r = await diffViews(ws, a, b, paths, opts, synced, metas);
     return { from, to, ...r, warnings: synced?.warnings ?? [] };
-  }, { lock: needView });
+  }, { lock: needView && !opts.readOnly });
 }
 
 /** Diff two union trees of `ws` (limited to view paths `paths`); `synced` supplies blobs of the view. */

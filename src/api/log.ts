@@ -3,6 +3,7 @@ import { diffTrees, statusEntries } from '../core/changes.js';
 import { walkTree } from '../core/tree.js';
 import { classifyName } from '../core/whiteout.js';
 import { withWorkspace } from '../workspace/workspace.js';
+import { resolveLayer } from './resolve.js';
 import type { WorkspaceOptions } from './types.js';
 import type { Commit } from '../store/store.js';
 
@@ -34,12 +35,15 @@ export function layerHeader(commit: Commit): Pick<LayerInfo, 'id' | 'parent' | '
 export interface LogOptions extends WorkspaceOptions {
   /** At most this many layers, from the top. */
   limit?: number;
+  /** The top layer to list from (a layer name, see resolve.ts; default: HEAD, the current stack's top). */
+  from?: string;
 }
 
 export async function log(opts: LogOptions = {}): Promise<LayerInfo[]> {
   return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
     const store = ws.store;
-    const chain = store.layers(store.head(), opts.limit ?? Infinity);
+    const top = opts.from === undefined ? store.head() : resolveLayer(store, opts.from).commit.oid;
+    const chain = store.layers(top, opts.limit ?? Infinity);
     const out: LayerInfo[] = [];
     for (const { commit, below, above } of store.unionsAlong(chain).reverse()) {
       let added = 0, changed = 0, deleted = 0;

@@ -4,7 +4,7 @@ import { changedFields } from '../core/meta.js';
 import { kindOf, lookup, type Kind } from '../core/tree.js';
 import { display } from '../errors.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { reconcile } from './sync.js';
+import { planSync, reconcile } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface StatusItem {
@@ -25,9 +25,17 @@ export interface StatusResult {
   unrepresentable: string[];
 }
 
-export async function status(opts: WorkspaceOptions = {}): Promise<StatusResult> {
+export interface StatusOptions extends WorkspaceOptions {
+  /**
+   * Work out the changes without writing anything and without the workspace lock (`glayer serve`): the view's
+   * edits not yet recorded in the writable layer are included, but neither side nor any index is updated.
+   */
+  readOnly?: boolean;
+}
+
+export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   return withWorkspace(opts.cwd ?? process.cwd(), async (ws) => {
-    const s = await reconcile(ws, opts);
+    const s = opts.readOnly ? planSync(ws) : await reconcile(ws, opts);
     const objects = ws.store.objects;
     const entries = statusEntries(objects, diffTrees(objects, s.lowerTree, s.viewTree));
     const items: Array<StatusItem & { key: string }> = entries.map((e) => {
@@ -58,5 +66,5 @@ export async function status(opts: WorkspaceOptions = {}): Promise<StatusResult>
       warnings: s.warnings,
       unrepresentable: s.unrepresentable.map(display),
     };
-  });
+  }, { lock: !opts.readOnly });
 }

@@ -31,6 +31,7 @@ import { ImportCommand } from './commands/import.js';
 import { ExportCommand } from './commands/export.js';
 import { ImageConfigCommand } from './commands/image-config.js';
 import { UmountCommand } from './commands/umount.js';
+import { ServeCommand } from './commands/serve.js';
 
 export const VERSION = '0.1.0';
 
@@ -42,7 +43,7 @@ class DefaultCommand extends Command<GlayerContext> {
   }
 }
 
-export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand, GcCommand, ImportCommand, ExportCommand, ImageConfigCommand, UmountCommand];
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand, GcCommand, ImportCommand, ExportCommand, ImageConfigCommand, UmountCommand, ServeCommand];
 
 /**
  * The commands a command line can be running: those whose every path word is in argv. Building clipanion's

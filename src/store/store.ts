@@ -16,6 +16,12 @@ import { appendReflog, readRef, readSymbolicHead, updateRef } from './refs.js';
 
 export { type Commit, type Signature } from './commits.js';
 
+/**
+ * Set by a process that must write nothing (`glayer serve`): a union not cached yet is computed in memory and
+ * kept for the Store's lifetime, never persisted to the union cache.
+ */
+export const storeMode = { readOnly: false };
+
 export class Store {
   readonly objects: ObjectStore;
   private readonly commits = new Map<string, Commit>();
@@ -23,6 +29,8 @@ export class Store {
   /** The union's metadata manifest per stack top: the blob holding it, or '-' for none (file `glayer/union-meta`). */
   private unionMetas: Map<string, string> | null = null;
   private readonly manifests = new Map<string, Manifest>();
+  /** Unions computed in read-only mode: their trees are in memory only. */
+  private readonly memUnions = new Set<string>();
   /** Trees already validated and free of markers (see union.ts). */
   readonly clean = new Set<string>();
 
@@ -96,7 +104,7 @@ export class Store {
 
   private cachedUnion(commit: string): string | null {
     const t = this.loadUnions().get(commit);
-    return t && this.objects.has(t) ? t : null;
+    return t && (this.memUnions.has(commit) || this.objects.has(t)) ? t : null;
   }
 
   /**
@@ -121,6 +129,7 @@ export class Store {
       base = applyLayer(this.objects, base, chain[k].tree, { layer: chain[k].oid.slice(0, 12), clean: this.clean });
     }
     const result = base ?? EMPTY_TREE;
+    if (storeMode.readOnly) { this.loadUnions().set(top, result); this.memUnions.add(top); return result; }
     const w = this.objects.writer();
     this.objects.persistTrees(w, result);
     w.flush();
@@ -204,6 +213,8 @@ export class Store {
 
   /** Record that the union's manifest at `commit` is `m`. */
   rememberUnionManifest(commit: string, m: Manifest): void {
+    // Read-only mode (serve): kept in memory only.
+    if (storeMode.readOnly) { this.manifests.set(commit, m); return; }
     const data = formatManifest(m);
     let t = '-';
     if (data) {

@@ -146,8 +146,30 @@ export function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
+/**
+ * Set by a long-running reader (`glayer serve`): calls that take no lock share one open Workspace per root, so
+ * the store's caches (parsed trees and commits, unions computed in memory) serve every request instead of being
+ * rebuilt for each. Objects are immutable; refs and state are read from disk on every call as before; the list of
+ * packs is read again when the pack directory changes (another glayer process wrote one).
+ */
+export const sharedReaders = { enabled: false, open: new Map<string, { ws: Workspace; packs: number }>() };
+
+function sharedReader(cwd: string): Workspace {
+  const root = Workspace.find(cwd).root;
+  let entry = sharedReaders.open.get(root);
+  if (!entry) {
+    entry = { ws: new Workspace(root), packs: -1 };
+    sharedReaders.open.set(root, entry);
+  }
+  let stamp = 0;
+  try { stamp = fs.statSync(join(entry.ws.gitdir, 'objects', 'pack')).mtimeMs; } catch { /* no packs yet */ }
+  if (stamp !== entry.packs) { entry.ws.store.objects.rescan(); entry.packs = stamp; }
+  return entry.ws;
+}
+
 /** Run `fn` on the workspace found from `cwd`, holding its lock; always releases it. */
 export async function withWorkspace<T>(cwd: string, fn: (ws: Workspace) => Promise<T> | T, opts: { lock?: boolean } = {}): Promise<T> {
+  if (opts.lock === false && sharedReaders.enabled) return fn(sharedReader(cwd));
   const ws = Workspace.find(cwd);
   try {
     if (opts.lock !== false) await ws.lock();
