@@ -7,7 +7,7 @@
  * one; the edits are then either still in the view and the writable layer, or in the new layer, and the next
  * reconcile makes the writable layer agree (see sync.ts).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
 import { diffTrees } from '../core/changes.js';

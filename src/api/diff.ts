@@ -23,7 +23,7 @@ import { display, ObjectError, UsageError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { withWorkspace, type Workspace } from '../workspace/workspace.js';
 import { resolveLayer, resolveViewPaths } from './resolve.js';
-import { reconcile, type Synced } from './sync.js';
+import { reconcileIfWritable, type Synced } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export type FileChange = 'A' | 'M' | 'D';
@@ -123,7 +123,7 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
     const store = ws.store;
     let synced: Synced | null = null;
     if (needView) {
-      synced = await reconcile(ws, { onProgress: opts.onProgress });
+      synced = await reconcileIfWritable(ws, { onProgress: opts.onProgress });
       // Everything after this reads immutable trees and blobs: let other glayer commands run meanwhile.
       ws.unlock();
     }
@@ -159,7 +159,7 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
     }
     const r = await diffViews(ws, a, b, paths, opts, synced);
     return { from, to, ...r, warnings: synced?.warnings ?? [] };
-  }, { lock: needView });
+  }, { lock: false });
 }
 
 /** Diff two union trees of `ws` (limited to view paths `paths`); `synced` supplies blobs of the view. */

@@ -6,7 +6,7 @@
  * complete; an existing target that is not empty is refused unless `force`, and then only its contents are
  * replaced. Nothing outside the target (and its staging sibling) is ever written or deleted.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { diffTrees } from '../core/changes.js';
 import { GlayerError, TargetNotEmptyError, UnsafePathError, IoError } from '../errors.js';

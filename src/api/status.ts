@@ -3,7 +3,7 @@ import { diffTrees, statusEntries, type ChangeKind } from '../core/changes.js';
 import { kindOf, type Kind } from '../core/tree.js';
 import { display } from '../errors.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { reconcile } from './sync.js';
+import { reconcileIfWritable } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface StatusItem {
@@ -23,12 +23,12 @@ export interface StatusResult {
 
 export async function status(opts: WorkspaceOptions = {}): Promise<StatusResult> {
   return withWorkspace(opts.cwd ?? process.cwd(), async (ws) => {
-    const s = await reconcile(ws, opts);
+    const s = await reconcileIfWritable(ws, opts);
     const entries = statusEntries(ws.store.objects, diffTrees(ws.store.objects, s.lowerTree, s.viewTree));
     return {
       changes: entries.map((e) => ({ path: display(e.path), change: e.change, kind: kindOf((e.new ?? e.old)!.mode) })),
       warnings: s.warnings,
       unrepresentable: s.unrepresentable.map(display),
     };
-  });
+  }, { lock: false });
 }

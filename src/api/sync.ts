@@ -15,7 +15,7 @@
  * Without a view, V* = Vu. Because U* is always derived from V*, the upper never keeps no-op entries, and an
  * interrupted commit (stack moved, upper not yet emptied) heals on the next reconcile.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { diffTrees, type Change } from '../core/changes.js';
 import { computeDelta } from '../core/delta.js';
 import { editTree } from '../core/edit.js';
@@ -28,7 +28,7 @@ import { indexPath, loadIndex, saveIndex, type Index } from '../fs/index-file.js
 import { Materializer, type BlobSource } from '../fs/materialize.js';
 import { withDeepPath, withDeepPathSync } from '../fs/paths.js';
 import { hashFile, scanTree } from '../fs/scan.js';
-import { ObjectError, display } from '../errors.js';
+import { ObjectError, display, isSystemRefusal } from '../errors.js';
 import { LARGE_BLOB } from '../store/objects.js';
 import type { Workspace, State } from '../workspace/workspace.js';
 import type { Progress } from './types.js';
@@ -172,8 +172,8 @@ export function planSync(ws: Workspace): SyncPlan {
   const lowerTree = store.unionTree(head);
   const warnings: string[] = [];
 
-  // 1. Scan the writable layer and the view.
-  fs.mkdirSync(ws.upper, { recursive: true });
+  // 1. Scan the writable layer and the view. (A writable layer that cannot be made is read as empty.)
+  try { fs.mkdirSync(ws.upper, { recursive: true }); } catch (e) { if (!isSystemRefusal(e)) throw e; }
   const upperPrev = loadIndex(indexPath(ws.gitdir, 'upper'), objects);
   const upperScan = scanTree(ws.upper, upperPrev.index, objects, { markers: true, prevRoot: upperPrev.root, prevRootCount: upperPrev.rootCount });
   for (const p of upperScan.skipped) warnings.push(`ignoring special file in the writable layer: ${display(p)}`);
@@ -288,4 +288,25 @@ export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<
     ws.writeState(plan.state);
   }
   return { ...plan, viewWritten };
+}
+
+/**
+ * For the commands that only read (status, diff): reconcile when the workspace can be written; when it cannot
+ * (a read-only file system, a store owned by another user, a full disk), work out the same answer from a plan
+ * without writing anything (the view's changes are reported, not copied into the writable layer), with one
+ * warning line, as git status says "unable to refresh index".
+ */
+export async function reconcileIfWritable(ws: Workspace, opts: SyncOptions = {}): Promise<Synced> {
+  let refused = await ws.lockIfWritable();
+  if (refused === null) {
+    try {
+      return await reconcile(ws, opts);
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      refused = (e as Error).message;
+    }
+  }
+  const plan = planSync(ws);
+  plan.warnings.push(`could not record the changes in the workspace (${refused}); showing them as the view holds them`);
+  return plan;
 }

@@ -4,7 +4,7 @@
  * parent directory is checked to be a real directory before anything is written into it, so a layer's symlink
  * cannot carry a write outside the root.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import type { Change } from '../core/changes.js';
 import { dirname } from '../core/path.js';
 import { walkTree, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';

@@ -4,7 +4,7 @@
  * is iterative (a tree 10,000 directories deep needs no deep stack) and each directory's entries are sorted in
  * byte order (core/tree.ts).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { blobHasher, hashObject } from '../core/hash.js';
 import { join, nameProblem } from '../core/path.js';
 import type { Mode, TreeEntry, TreeSink } from '../core/tree.js';

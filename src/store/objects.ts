@@ -6,7 +6,7 @@
  * One ObjectStore serves a whole command and caches parsed trees.
  */
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';

@@ -2,7 +2,7 @@
  * Refs: read loose and packed refs, and move a ref the way git does: under `<ref>.lock` (created exclusively),
  * written, fsynced, then renamed over the ref, only if the ref still holds the value the caller saw.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { dirname, join } from 'node:path';
 import { GlayerError } from '../errors.js';
 import { syncDir } from './objects.js';

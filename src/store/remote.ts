@@ -15,7 +15,7 @@
  * (for negotiation). The caller validates what arrived and only then moves its own refs.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join, resolve, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GlayerError, ObjectError } from '../errors.js';

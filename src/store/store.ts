@@ -4,9 +4,9 @@
  * from a ref. The union tree of each stack top is cached (`<gitdir>/glayer/unions`, one "commit tree" line
  * each, the trees themselves kept as objects), so a view of a deep stack costs one lookup after the first time.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
-import { ObjectError, UnknownLayerError } from '../errors.js';
+import { ObjectError, UnknownLayerError, isSystemRefusal } from '../errors.js';
 import { applyLayer } from '../core/union.js';
 import { EMPTY_TREE } from '../core/tree.js';
 import { ObjectStore, type ObjectWriter } from './objects.js';
@@ -117,10 +117,15 @@ export class Store {
       base = applyLayer(this.objects, base, chain[k].tree, { layer: chain[k].oid.slice(0, 12), clean: this.clean });
     }
     const result = base ?? EMPTY_TREE;
-    const w = this.objects.writer();
-    this.objects.persistTrees(w, result);
-    w.flush();
-    this.rememberUnion(top, result);
+    // A cache: a store that cannot be written (read-only, another user's, a full disk) keeps the trees in memory.
+    try {
+      const w = this.objects.writer();
+      this.objects.persistTrees(w, result);
+      w.flush();
+      this.rememberUnion(top, result);
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+    }
     return result;
   }
 

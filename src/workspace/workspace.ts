@@ -4,9 +4,10 @@
  * directory is the view, the stat caches (indexes) of the view and the writable layer, the union cache and the
  * lock that admits one writer at a time.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { dirname, join, resolve } from 'node:path';
-import { GlayerError, LockedError, NotAWorkspaceError } from '../errors.js';
+import { GlayerError, LockedError, NotAWorkspaceError, SystemError, isSystemRefusal } from '../errors.js';
+import { onAbort } from '../sys/abort.js';
 import { Store } from '../store/store.js';
 
 export const STORE_DIR = '.glayer';
@@ -26,6 +27,7 @@ export class Workspace {
   readonly upper: string;
   readonly store: Store;
   private lockFd = -1;
+  private dropAbort: (() => void) | null = null;
 
   constructor(readonly root: string) {
     this.gitdir = join(root, STORE_DIR);
@@ -80,7 +82,9 @@ export class Workspace {
       for (;;) {
         try {
           fs.linkSync(mine, file);
-          this.lockFd = fs.openSync(file, 'r');
+          try { this.lockFd = fs.openSync(file, 'r'); } catch (e) { fs.rmSync(file, { force: true }); throw e; }
+          // Stopped by a signal or a closed pipe: our lock goes (only if it is still ours).
+          this.dropAbort = onAbort(() => { if (lockHolder(file) === process.pid) fs.rmSync(file, { force: true }); });
           return;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -99,11 +103,30 @@ export class Workspace {
     }
   }
 
+  /**
+   * For a command that only reads: take the write lock if the workspace can be written (then the command may
+   * refresh the writable layer and the caches), else return the reason it cannot, as one line (a read-only
+   * file system, a store owned by another user, a full disk), and the command reads without the lock or saving
+   * anything, as git status does in a repository it cannot write.
+   */
+  async lockIfWritable(): Promise<string | null> {
+    try {
+      await this.lock();
+      return null;
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      return (e instanceof GlayerError ? e : new SystemError(e as NodeJS.ErrnoException)).message;
+    }
+  }
+
+  get locked(): boolean { return this.lockFd >= 0; }
+
   unlock(): void {
+    if (this.dropAbort) { this.dropAbort(); this.dropAbort = null; }
     if (this.lockFd < 0) return;
-    fs.closeSync(this.lockFd);
+    const fd = this.lockFd;
     this.lockFd = -1;
-    fs.rmSync(join(this.stateDir, 'lock'), { force: true });
+    try { fs.closeSync(fd); } finally { fs.rmSync(join(this.stateDir, 'lock'), { force: true }); }
   }
 
   close(): void {
