@@ -186,3 +186,16 @@ export class SystemError extends GlayerError {
     super('E_SYSTEM', `${what} while ${verb} ${where}`, { errno, syscall: cause.syscall ?? null, path: path ? display(path) : null }, systemExitCode(errno) ?? EXIT_IO);
   }
 }
+
+/** Did a file-system call fail because the path is not there (as opposed to the system refusing or failing)? */
+export function isAbsent(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** A system error from a call on a descriptor (write, fsync, close) names no path: give it the file's. */
+export function withPath(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException | null;
+  if (err && typeof err === 'object' && typeof err.code === 'string' && err.path === undefined && !(err instanceof GlayerError)) err.path = path;
+  return e;
+}

@@ -11,7 +11,7 @@ import * as fs from '../sys/fs.js';
 import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
 import { diffTrees } from '../core/changes.js';
-import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display } from '../errors.js';
+import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display, isSystemRefusal } from '../errors.js';
 import { indexPath, saveIndex } from '../fs/index-file.js';
 import { Materializer } from '../fs/materialize.js';
 import { withDeepPath } from '../fs/paths.js';
@@ -56,16 +56,23 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     objects.persistTrees(w, union);
     w.flush();
     store.moveStack(id, plan.head);
-    store.rememberUnion(id, union);
 
-    // The layer is safe in the store. Bring the view up to date, then empty the writable layer.
-    await writeView(ws, plan, opts);
-    if (plan.upperNow !== EMPTY_TREE) {
-      await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex).apply(diffTrees(objects, plan.upperNow, null));
+    // The layer is safe in the store and the stack is on it: the commit is done. Bring the view up to date, then
+    // empty the writable layer. If the system refuses that (a full disk), the next command's reconcile finishes it
+    // (an upper that still holds what the stack holds is recorded as no change): a warning, not a failure.
+    try {
+      store.rememberUnion(id, union);
+      await writeView(ws, plan, opts);
+      if (plan.upperNow !== EMPTY_TREE) {
+        await new Materializer(ws.upper, objects, plan.blobs, plan.upperIndex).apply(diffTrees(objects, plan.upperNow, null));
+      }
+      saveIndex(indexPath(ws.gitdir, 'upper'), objects, null, plan.upperIndex);
+      saveView(ws, plan);
+      ws.writeState({ ...plan.state, lower: id });
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      plan.warnings.push(`the layer is committed, but emptying the writable layer failed (${(e as Error).message}); the next glayer command finishes it`);
     }
-    saveIndex(indexPath(ws.gitdir, 'upper'), objects, null, plan.upperIndex);
-    saveView(ws, plan);
-    ws.writeState({ ...plan.state, lower: id });
     return { id, parent: plan.head, warnings: plan.warnings };
   });
 }

@@ -261,7 +261,21 @@ export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions
   if (plan.viewIndex && plan.state.view && plan.viewNow !== null && plan.viewTree !== plan.viewNow) {
     const progress = opts.onProgress && ((p: { done: number; total: number }) => opts.onProgress!({ phase: 'view', ...p }));
     const m = new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress);
-    await m.apply(diffTrees(ws.store.objects, plan.viewNow, plan.viewTree));
+    const changes = diffTrees(ws.store.objects, plan.viewNow, plan.viewTree);
+    try {
+      await m.apply(changes);
+    } catch (e) {
+      // Stopped part-way (a full disk): record what the view now holds, so that the next reconcile does not
+      // mistake the half-applied changes for the user's edits (an emptied directory for a deletion).
+      if (m.undone) {
+        try {
+          const held = new Map<string, TreeEntry | null>(changes.slice(0, m.applied).map((c) => [c.path, c.new]));
+          held.set(changes[m.applied].path, null);
+          saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, editTree(ws.store.objects, plan.viewNow, held), plan.viewIndex);
+        } catch { /* nothing recorded: the next reconcile counts the view's content as the user's */ }
+      }
+      throw e;
+    }
     return m.written;
   }
   return 0;

@@ -41,6 +41,9 @@ export class Materializer {
   /** Paths under root resolved through directory fds opened without following symlinks (safe.ts). */
   private readonly safe: ConfinedDir;
   written = 0;
+  /** Changes of the last apply() made whole, in order; whether the one that failed (if any) was undone. */
+  applied = 0;
+  undone = false;
   /** Creates the small files of large subtrees on another thread (started by the first such subtree). */
   private writer: FileWriter | undefined;
 
@@ -58,15 +61,23 @@ export class Materializer {
   async apply(changes: readonly Change[]): Promise<void> {
     const total = changes.length;
     let done = 0;
+    this.applied = 0;
+    this.undone = false;
     try {
       for (const c of changes) {
-        if (c.old) {
-          this.remove(c.path, c.old.mode === '40000' ? c.old.oid : null);
+        try {
+          if (c.old) {
+            this.remove(c.path, c.old.mode === '40000' ? c.old.oid : null);
+          }
+          if (c.new) {
+            if (c.new.mode === '40000') await this.writeDir(c.path, c.new.oid);
+            else await this.writeEntry(c.path, c.new.mode, c.new.oid);
+          }
+        } catch (e) {
+          this.undo(c);
+          throw e;
         }
-        if (c.new) {
-          if (c.new.mode === '40000') await this.writeDir(c.path, c.new.oid);
-          else await this.writeEntry(c.path, c.new.mode, c.new.oid);
-        }
+        this.applied++;
         done++;
         if (this.onProgress && (done % 500 === 0 || done === total)) this.onProgress({ done, total });
       }
@@ -76,6 +87,25 @@ export class Materializer {
       this.writer = undefined;
       this.safe.close();
     }
+  }
+
+  /**
+   * A change that failed half-way (a full disk while writing a directory) is undone as far as it can be: its
+   * path removed, so the root holds the first `applied` changes and this path absent, a state the caller can
+   * record (see writeView in api/sync.ts). A half-written directory left in place would later read as the user
+   * having emptied it. `undone` says whether that worked.
+   */
+  private undo(c: Change): void {
+    try {
+      this.writer?.drain().catch(() => undefined);
+      this.safe.removeTree(c.path);
+      for (const side of [c.old, c.new]) {
+        if (side?.mode === '40000') for (const { path } of walkTree(this.src, side.oid, c.path)) { this.index.delete(path); this.checked.delete(path); }
+      }
+      this.index.delete(c.path);
+      this.checked.delete(c.path);
+      this.undone = true;
+    } catch { /* left as it is: the caller records nothing */ }
   }
 
   /** Make sure the directory `rel` is a real directory under root (not a symlink), once per run. */

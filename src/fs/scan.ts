@@ -9,7 +9,7 @@ import { blobHasher, hashObject } from '../core/hash.js';
 import { join, nameProblem } from '../core/path.js';
 import type { Mode, TreeEntry, TreeSink } from '../core/tree.js';
 import { isReserved } from '../core/whiteout.js';
-import { IoError } from '../errors.js';
+import { IoError, isAbsent } from '../errors.js';
 import { Columns, DIR_CODE, Index, MODES, RACY_MS, statOf, type IndexEntry, type Stat } from './index-file.js';
 import { fsPath } from './paths.js';
 
@@ -93,7 +93,8 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
   const added = new Map<string, IndexEntry>();
   const result: ScanResult = { root: null, index: new Index(), hashed: 0, restat: 0, unrepresentable: [], skipped: [], recreated: new Set() };
   let rootStat: fs.Stats;
-  try { rootStat = fs.lstatSync(root); } catch { return result; }
+  // Only a root that is not there is gone; an I/O error or a refusal is not "the view was deleted".
+  try { rootStat = fs.lstatSync(root); } catch (e) { if (isAbsent(e)) return result; throw new IoError(root, e as NodeJS.ErrnoException); }
   if (!rootStat.isDirectory()) return result;
   const buf = Buffer.allocUnsafe(CHUNK);
   const { names: oldNames, modes, stats, racy: oldRacy, desc } = cols;

@@ -7,11 +7,12 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from '../sys/fs.js';
+import { onAbort } from '../sys/abort.js';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { join as pjoin } from 'node:path';
-import { ObjectError } from '../errors.js';
+import { ObjectError, isAbsent, withPath } from '../errors.js';
 import { EMPTY_TREE, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
 
 import { hashObject, type ObjectType } from '../core/hash.js';
@@ -299,7 +300,7 @@ export class ObjectStore implements TreeSink {
     const dir = pjoin(this.objectsDir, 'pack');
     const packs: Pack[] = [];
     let names: string[] = [];
-    try { names = fs.readdirSync(dir); } catch { /* no packs */ }
+    try { names = fs.readdirSync(dir); } catch (e) { if (!isAbsent(e)) throw e; /* no packs */ }
     for (const name of names.sort()) {
       if (!name.endsWith('.idx')) continue;
       const packPath = pjoin(dir, name.slice(0, -4) + '.pack');
@@ -453,7 +454,7 @@ export class ObjectStore implements TreeSink {
   *allOids(): Generator<string> {
     for (const p of this.loadPacks()) yield* p.oids();
     let dirs: string[] = [];
-    try { dirs = fs.readdirSync(this.objectsDir); } catch { return; }
+    try { dirs = fs.readdirSync(this.objectsDir); } catch (e) { if (isAbsent(e)) return; throw e; }
     for (const d of dirs) {
       if (!/^[0-9a-f]{2}$/.test(d)) continue;
       for (const f of fs.readdirSync(pjoin(this.objectsDir, d))) if (/^[0-9a-f]{38}$/.test(f)) yield d + f;
@@ -615,6 +616,11 @@ export class ObjectWriter {
     const tmpIdx = pjoin(packDir, `tmp_idx_${tag}`);
     const entries: Array<{ oid: Buffer; offset: number; crc: number }> = [];
     const fd = fs.openSync(tmpPack, 'w');
+    const dropAbort = onAbort(() => { fs.rmSync(tmpPack, { force: true }); fs.rmSync(tmpIdx, { force: true }); });
+    let name: string | null = null;
+    let closed = false;
+    /** Files renamed into place that were not there before (removed again if a later step fails). */
+    const placed: string[] = [];
     try {
       const packHash = createHash('sha1');
       let offset = 0;
@@ -640,18 +646,27 @@ export class ObjectWriter {
       const packSum = packHash.digest();
       fs.writeSync(fd, packSum, 0, 20, offset);
       fs.fsyncSync(fd);
+      closed = true;
       fs.closeSync(fd);
-      const name = packSum.toString('hex');
+      name = packSum.toString('hex');
       writeSynced(tmpIdx, buildIndex(entries, packSum));
-      fs.renameSync(tmpPack, pjoin(packDir, `pack-${name}.pack`));
-      fs.renameSync(tmpIdx, pjoin(packDir, `pack-${name}.idx`));
+      for (const [tmp, ext] of [[tmpPack, '.pack'], [tmpIdx, '.idx']]) {
+        const final = pjoin(packDir, `pack-${name}${ext}`);
+        const existed = fs.existsSync(final);
+        fs.renameSync(tmp, final);
+        if (!existed) placed.push(final);
+      }
       syncDir(packDir);
       this.store.addedPack();
+      dropAbort();
     } catch (e) {
-      try { fs.closeSync(fd); } catch { /* already closed */ }
+      dropAbort();
+      if (!closed) { try { fs.closeSync(fd); } catch { /* released all the same */ } }
       fs.rmSync(tmpPack, { force: true });
       fs.rmSync(tmpIdx, { force: true });
-      throw e;
+      // Renamed into place before the failure: a pack without its index (or the reverse) is no use to anyone.
+      for (const f of placed.reverse()) fs.rmSync(f, { force: true });
+      throw withPath(e, tmpPack);
     }
   }
 }
@@ -709,10 +724,15 @@ function buildIndex(entries: Array<{ oid: Buffer; offset: number; crc: number }>
 export function writeSynced(path: string, data: Buffer | string): void {
   const fd = fs.openSync(path, 'w');
   try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    fs.rmSync(path, { force: true });
+    throw withPath(e, path);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import * as fs from '../sys/fs.js';
 import { dirname, join, resolve } from 'node:path';
-import { GlayerError, LockedError, NotAWorkspaceError, SystemError, isSystemRefusal } from '../errors.js';
+import { GlayerError, LockedError, NotAWorkspaceError, SystemError, isAbsent, isSystemRefusal } from '../errors.js';
 import { onAbort } from '../sys/abort.js';
 import { Store } from '../store/store.js';
 
@@ -50,8 +50,15 @@ export class Workspace {
   get defaultView(): string { return join(this.root, VIEW_DIR); }
 
   readState(): State {
+    // Absent or damaged: no view, no record. An I/O error or a refusal is an error (forgetting the view is not
+    // an answer to a disk that failed to read).
+    let text: string;
+    try { text = fs.readFileSync(join(this.stateDir, 'state.json'), 'utf8'); } catch (e) {
+      if (isAbsent(e)) return { version: 1, view: null, lower: null };
+      throw e;
+    }
     try {
-      const s = JSON.parse(fs.readFileSync(join(this.stateDir, 'state.json'), 'utf8')) as Partial<State>;
+      const s = JSON.parse(text) as Partial<State>;
       return { version: 1, view: typeof s.view === 'string' ? s.view : null, lower: typeof s.lower === 'string' ? s.lower : null };
     } catch {
       return { version: 1, view: null, lower: null };
@@ -138,8 +145,9 @@ export class Workspace {
 function isStore(dir: string): boolean {
   try {
     return fs.statSync(join(dir, 'HEAD')).isFile() && fs.statSync(join(dir, 'objects')).isDirectory();
-  } catch {
-    return false;
+  } catch (e) {
+    if (isAbsent(e) || (e as NodeJS.ErrnoException).code === 'EACCES') return false;
+    throw e;
   }
 }
 
