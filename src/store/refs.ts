@@ -96,6 +96,7 @@ export function updateRef(gitdir: string, ref: string, oid: string, expected: st
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RefError(ref, `is locked by another writer (${lock} exists; remove it if no glayer or git process is running)`);
     throw e;
   }
+  let moved = false;
   try {
     const current = readRef(gitdir, ref);
     if (current !== expected) throw new RefError(ref, `moved while we worked (now ${current ?? 'absent'}, expected ${expected ?? 'absent'})`);
@@ -106,12 +107,14 @@ export function updateRef(gitdir: string, ref: string, oid: string, expected: st
     fd = -1;
     fs.closeSync(f);
     fs.renameSync(lock, path);
+    moved = true;
     syncDir(dirname(path));
   } catch (e) {
     throw withPath(e, lock);
   } finally {
     if (fd >= 0) { try { fs.closeSync(fd); } catch { /* released all the same */ } }
-    fs.rmSync(lock, { force: true });
+    // Once renamed, the lock is the ref: nothing to remove (and a failure here must not undo a move that happened).
+    if (!moved) fs.rmSync(lock, { force: true });
   }
 }
 
