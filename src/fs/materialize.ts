@@ -8,7 +8,7 @@ import * as fs from '../sys/fs.js';
 import type { Change } from '../core/changes.js';
 import { dirname } from '../core/path.js';
 import { walkTree, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';
-import { GlayerError, UnsafePathError, IoError } from '../errors.js';
+import { GlayerError, UnsafePathError, IoError, isSystemRefusal } from '../errors.js';
 import { statOf, type Index, type Stat } from './index-file.js';
 import { FileWriter } from './file-writer.js';
 import { ConfinedDir } from './safe.js';
@@ -74,7 +74,9 @@ export class Materializer {
             else await this.writeEntry(c.path, c.new.mode, c.new.oid);
           }
         } catch (e) {
-          this.undo(c);
+          // Only the system's refusals (a full disk, an I/O error) are undone: a refusal of ours (something
+          // appeared at a path meanwhile) leaves what is there alone, that file included.
+          if (isSystemRefusal(e)) this.undo(c);
           throw e;
         }
         this.applied++;
