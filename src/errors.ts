@@ -98,7 +98,7 @@ export class UsageError extends GlayerError {
 
 export class IoError extends GlayerError {
   constructor(path: string, cause: NodeJS.ErrnoException) {
-    super('E_IO', `${brief(path)}: ${ERRNO_TEXT[cause.code ?? ''] ?? (cause.code ? cause.code.toLowerCase() : cause.message)}`, { path: display(path), errno: cause.code });
+    super('E_IO', `${brief(path)}: ${ERRNO_TEXT[cause.code ?? ''] ?? (cause.code ? cause.code.toLowerCase() : cause.message)}`, { path: display(path), errno: cause.code }, systemExitCode(cause.code) ?? 2);
   }
 }
 
@@ -112,6 +112,9 @@ const ERRNO_TEXT: Record<string, string> = {
   ENOSPC: 'no space left on device', EMFILE: 'too many open files', ENAMETOOLONG: 'name too long',
   EROFS: 'read-only file system', ENOTDIR: 'not a directory', EISDIR: 'is a directory', EEXIST: 'already exists',
   ELOOP: 'too many levels of symbolic links', EIO: 'input/output error', EDQUOT: 'disk quota exceeded',
+  ENFILE: 'too many open files in the system', EFBIG: 'file too large', EBUSY: 'device or resource busy',
+  EXDEV: 'cross-device link', EMLINK: 'too many links', ENOMEM: 'out of memory', ESTALE: 'stale file handle',
+  ETXTBSY: 'text file busy', ENXIO: 'no such device or address', EOVERFLOW: 'value too large', ENODEV: 'no such device',
 };
 
 /** A path for a one-line message: very long ones (a tree 10,000 directories deep) keep their two ends. */
@@ -169,4 +172,81 @@ export class NoSuchPathError extends GlayerError {
   constructor(path: string, layer: string) {
     super('E_NO_SUCH_PATH', `${path}: not in the union as of ${layer === 'upper' ? 'the writable layer' : layer.slice(0, 12)}`, { path, layer });
   }
+}
+
+/** Exit statuses of the operating system's refusals (sysexits.h): no space, I/O, limits; permission. */
+export const EXIT_IO = 74;
+export const EXIT_PERMISSION = 77;
+
+const PERMISSION_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS']);
+const IO_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE', 'ENAMETOOLONG', 'ELOOP', 'EFBIG', 'ENOMEM', 'ENXIO', 'ESTALE', 'ETXTBSY', 'EBUSY', 'EXDEV', 'EMLINK', 'EOVERFLOW', 'ENODEV']);
+
+/** The exit status for an errno the operating system gave (74 or 77), or null when it is not one of those. */
+export function systemExitCode(errno: string | undefined): number | null {
+  if (!errno) return null;
+  if (PERMISSION_ERRNOS.has(errno)) return EXIT_PERMISSION;
+  if (IO_ERRNOS.has(errno)) return EXIT_IO;
+  return null;
+}
+
+/** Is `e` the operating system refusing (no space, read-only, permission, I/O error, a limit), not a bug? */
+export function isSystemRefusal(e: unknown): boolean {
+  if (e instanceof IoError || e instanceof SystemError) return systemExitCode(e.data.errno as string | undefined) !== null;
+  if (e instanceof GlayerError) return false;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && systemExitCode(code) !== null;
+}
+
+const VERBS: Record<string, string> = {
+  open: 'opening', read: 'reading', write: 'writing', close: 'closing', fsync: 'syncing', fdatasync: 'syncing',
+  mkdir: 'creating the directory', rmdir: 'removing', unlink: 'removing', rm: 'removing', rename: 'renaming',
+  link: 'linking', symlink: 'creating the symlink', copyfile: 'copying to', copyFile: 'copying to',
+  stat: 'reading', lstat: 'reading', fstat: 'reading', scandir: 'listing', readdir: 'listing', opendir: 'listing',
+  readlink: 'reading', chmod: 'changing the mode of', fchmod: 'changing the mode of', utime: 'setting the times of',
+  futime: 'setting the times of', lutime: 'setting the times of', chown: 'changing the owner of', lchown: 'changing the owner of',
+  fchown: 'changing the owner of', ftruncate: 'truncating', truncate: 'truncating', spawn: 'starting',
+};
+
+/** What a path inside a workspace is, in words: "the store's pack", "the workspace lock", ... ('' if unknown). */
+export function pathRole(path: string): string {
+  const p = path.replace(/\\/g, '/');
+  if (/\/\.glayer\/objects\/pack\//.test(p)) return "the store's pack";
+  if (/\/\.glayer\/objects\//.test(p)) return "the store's objects";
+  if (/\/\.glayer\/(refs\/|HEAD|packed-refs)/.test(p)) return "the stack's ref";
+  if (/\/\.glayer\/glayer\/lock/.test(p)) return 'the workspace lock';
+  if (/\/\.glayer\/glayer\/(index|unions)/.test(p)) return "glayer's caches";
+  if (/\/\.glayer\/glayer\/state/.test(p)) return "the workspace's state";
+  if (/\/\.glayer(\/|$)/.test(p)) return 'the store';
+  if (/\/upper(\/|$)/.test(p)) return 'the writable layer';
+  return '';
+}
+
+/**
+ * The operating system refused a file-system call (no space left, a read-only file system, permission, an I/O
+ * error, a limit): one line that says what happened, where, in words, exit 74 (I/O) or 77 (permission), as
+ * sysexits.h has them. Never a bug report.
+ */
+export class SystemError extends GlayerError {
+  constructor(cause: NodeJS.ErrnoException, fallbackPlace = '') {
+    const errno = cause.code ?? 'EIO';
+    const what = ERRNO_TEXT[errno] ?? errno.toLowerCase();
+    const verb = VERBS[cause.syscall ?? ''] ?? (cause.syscall ? `${cause.syscall} on` : 'using');
+    const path = typeof cause.path === 'string' ? cause.path : null;
+    const role = path ? pathRole(path) : '';
+    const where = path ? `${role ? role + ' ' : ''}${brief(path)}` : fallbackPlace || 'a file';
+    super('E_SYSTEM', `${what} while ${verb} ${where}`, { errno, syscall: cause.syscall ?? null, path: path ? display(path) : null }, systemExitCode(errno) ?? EXIT_IO);
+  }
+}
+
+/** Did a file-system call fail because the path is not there (as opposed to the system refusing or failing)? */
+export function isAbsent(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** A system error from a call on a descriptor (write, fsync, close) names no path: give it the file's. */
+export function withPath(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException | null;
+  if (err && typeof err === 'object' && typeof err.code === 'string' && err.path === undefined && !(err instanceof GlayerError)) err.path = path;
+  return e;
 }

@@ -2,7 +2,7 @@
  * `clone URL [DIR]`: a new workspace whose stack is the remote's stack (its HEAD branch, or `branch`), with the
  * remote recorded as `origin` and the view mounted. It is `init --from URL#BRANCH` followed by `mount-view`.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { basename, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { init } from './init.js';

@@ -7,11 +7,11 @@
  * one; the edits are then either still in the view and the writable layer, or in the new layer, and the next
  * reconcile makes the writable layer agree (see sync.ts).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
 import { META_NAME, applyManifest, formatManifest, parseManifest } from '../core/meta.js';
-import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display } from '../errors.js';
+import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display, isSystemRefusal } from '../errors.js';
 import { withDeepPath } from '../fs/paths.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { emptyUpper, planSync, saveView, writeView } from './sync.js';
@@ -72,14 +72,21 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
       throw e;
     }
     store.moveStack(id, plan.head);
-    store.rememberUnion(id, union);
-    store.rememberUnionManifest(id, plan.viewMeta);
 
-    // The layer is safe in the store. Bring the view up to date, then empty the writable layer.
-    await writeView(ws, plan, opts);
-    await emptyUpper(ws, plan);
-    saveView(ws, plan);
-    ws.writeState({ ...plan.state, lower: id });
+    // The layer is safe in the store and the stack is on it: the commit is done. Bring the view up to date, then
+    // empty the writable layer. If the system refuses that (a full disk), the next command's reconcile finishes it
+    // (an upper that still holds what the stack holds is recorded as no change): a warning, not a failure.
+    try {
+      store.rememberUnion(id, union);
+      store.rememberUnionManifest(id, plan.viewMeta);
+      await writeView(ws, plan, opts);
+      await emptyUpper(ws, plan);
+      saveView(ws, plan);
+      ws.writeState({ ...plan.state, lower: id });
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      plan.warnings.push(`the layer is committed, but emptying the writable layer failed (${(e as Error).message}); the next glayer command finishes it`);
+    }
     return { id, parent: plan.head, warnings: plan.warnings };
   });
 }

@@ -31,7 +31,7 @@ import { META_NAME, formatManifest, type Manifest } from '../core/meta.js';
 import { isAncestorOrSelf } from '../core/path.js';
 import { withWorkspace, type Workspace } from '../workspace/workspace.js';
 import { resolveLayer, resolveViewPaths } from './resolve.js';
-import { planSync, reconcile, type Synced } from './sync.js';
+import { planSync, reconcileIfWritable, type Synced } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export type FileChange = 'A' | 'M' | 'D' | 'R' | 'C';
@@ -146,7 +146,7 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
     const store = ws.store;
     let synced: Synced | null = null;
     if (needView) {
-      synced = opts.readOnly ? planSync(ws) : await reconcile(ws, { onProgress: opts.onProgress });
+      synced = opts.readOnly ? planSync(ws) : await reconcileIfWritable(ws, { onProgress: opts.onProgress });
       // Everything after this reads immutable trees and blobs: let other glayer commands run meanwhile.
       ws.unlock();
     }
@@ -187,7 +187,7 @@ export async function diff(opts: DiffOptions = {}): Promise<DiffResult> {
     }
     const r = await diffViews(ws, a, b, paths, opts, synced, metas);
     return { from, to, ...r, warnings: synced?.warnings ?? [] };
-  }, { lock: needView && !opts.readOnly });
+  }, { lock: false });
 }
 
 /** Diff two union trees of `ws` (limited to view paths `paths`); `synced` supplies blobs of the view. */

@@ -13,7 +13,7 @@
  * `tmp_pack_<pid>_*`, `tmp_idx_<pid>_*`), ref lock files no process holds open, and temporary state and index
  * files. Nothing in the view, the writable layer or the objects is ever changed.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { dirname, join } from 'node:path';
 import { diffTrees } from '../core/changes.js';
 import { hashObject } from '../core/hash.js';
@@ -63,7 +63,11 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
     const lockFile = join(ws.stateDir, 'lock');
     const holder = lockHolder(lockFile);
     if (holder !== null && !alive(holder)) result.repaired.push(`removed a stale workspace lock (pid ${holder} is gone)`);
-    await ws.lock();
+    if (opts.dryRun) {
+      // Only reading: a store that cannot be written (read-only, another user's) is checked without the lock.
+      const refused = await ws.lockIfWritable();
+      if (refused !== null) result.notes.push(`checked without the workspace lock: ${refused}`);
+    } else await ws.lock();
     const state = ws.readState();
 
     repairLeftovers(ws, state.view, repair);

@@ -1,5 +1,5 @@
 /** `init`: a new workspace: the store, an empty writable layer, and a base layer from a template. */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UnknownTemplateError, UsageError, WorkspaceExistsError } from '../errors.js';

@@ -1,5 +1,5 @@
 /** Write a layer tree's blobs (read from the directory that holds them) and trees into a batch. */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { walkTree, EMPTY_BLOB } from '../core/tree.js';
 import { ObjectError, display } from '../errors.js';
 import { fsPath } from '../fs/paths.js';

@@ -6,10 +6,10 @@
  * complete; an existing target that is not empty is refused unless `force`, and then only its contents are
  * replaced. Nothing outside the target (and its staging sibling) is ever written or deleted.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { diffTrees } from '../core/changes.js';
-import { GlayerError, TargetNotEmptyError, UnsafePathError, IoError } from '../errors.js';
+import { GlayerError, TargetNotEmptyError, UnsafePathError, IoError, isSystemRefusal } from '../errors.js';
 import { EMPTY_TREE } from '../core/tree.js';
 import { LinkPartner, unshare } from '../fs/copy-up.js';
 import { Index, indexPath, saveIndex } from '../fs/index-file.js';
@@ -124,11 +124,24 @@ async function mountCopy(ws: Workspace, cwd: string, opts: MountViewOptions, sta
       if ((e as NodeJS.ErrnoException).code && !(e instanceof GlayerError)) throw new IoError(target, e as NodeJS.ErrnoException);
       throw e;
     }
-    saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, s.viewTree, index, formatManifest(s.viewMeta));
-    if (unshared || partner.touched) saveIndex(indexPath(ws.gitdir, 'upper'), ws.store.objects, s.upperTree === EMPTY_TREE ? null : s.upperTree, s.upperIndex);
-    fs.rmSync(pending, { force: true });
     const detached = state.view !== null && !samePath(state.view, target) && fs.existsSync(state.view) ? state.view : null;
-    ws.writeState({ ...s.state, view: target, lower: s.head });
+    // Record the view first: a view in place that the state does not name would be refused as "not empty" by the
+    // next mount-view. If that fails (a full disk), take the new view away again: the old state, whole.
+    try {
+      ws.writeState({ ...s.state, view: target, lower: s.head });
+    } catch (e) {
+      if (!st) fs.rmSync(target, { recursive: true, force: true });
+      throw e;
+    }
+    // Then the view's stat cache, and the leftovers note: without them the next command rehashes the view once.
+    try {
+      saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, s.viewTree, index, formatManifest(s.viewMeta));
+      if (unshared || partner.touched) saveIndex(indexPath(ws.gitdir, 'upper'), ws.store.objects, s.upperTree === EMPTY_TREE ? null : s.upperTree, s.upperIndex);
+      fs.rmSync(pending, { force: true });
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      s.warnings.push(`could not save the view's stat cache (${(e as Error).message}); the next command rebuilds it`);
+    }
     return { view: target, written, refreshed: false, detached, warnings: s.warnings };
   }
 }

@@ -110,7 +110,12 @@ export async function pull(opts: PullOptions = {}): Promise<PullResult> {
     const finish = (): void => { if (source.name) updateTracking(store, source.name, f.tops); };
 
     const localChain = store.layers(L);
-    if (L === U || localChain.some((c) => c.oid === U)) { finish(); return result; }
+    if (L === U || localChain.some((c) => c.oid === U)) {
+      finish();
+      // A pull that moved the stack and then failed (a full disk) left the view behind: bring it up to date.
+      result.warnings = (await reconcile(ws, { onProgress: opts.onProgress })).warnings;
+      return result;
+    }
     const upChain = new Set(store.layers(U).map((c) => c.oid));
     let newTop: string;
     if (L === null || upChain.has(L)) {

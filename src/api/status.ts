@@ -4,7 +4,7 @@ import { changedFields } from '../core/meta.js';
 import { kindOf, lookup, type Kind } from '../core/tree.js';
 import { display } from '../errors.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { planSync, reconcile } from './sync.js';
+import { planSync, reconcileIfWritable } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface StatusItem {
@@ -35,7 +35,8 @@ export interface StatusOptions extends WorkspaceOptions {
 
 export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
   return withWorkspace(opts.cwd ?? process.cwd(), async (ws) => {
-    const s = opts.readOnly ? planSync(ws) : await reconcile(ws, opts);
+    // reconcileIfWritable takes the lock when the workspace can be written; read-only mode never does.
+    const s = opts.readOnly ? planSync(ws) : await reconcileIfWritable(ws, opts);
     const objects = ws.store.objects;
     const entries = statusEntries(objects, diffTrees(objects, s.lowerTree, s.viewTree));
     const items: Array<StatusItem & { key: string }> = entries.map((e) => {
@@ -66,5 +67,5 @@ export async function status(opts: StatusOptions = {}): Promise<StatusResult> {
       warnings: s.warnings,
       unrepresentable: s.unrepresentable.map(display),
     };
-  }, { lock: !opts.readOnly });
+  }, { lock: false });
 }

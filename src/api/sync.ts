@@ -21,7 +21,7 @@
  * Without a view, V* = Vu. Because U* is always derived from V*, the upper never keeps no-op entries, and an
  * interrupted commit (stack moved, upper not yet emptied) heals on the next reconcile.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { diffTrees, type Change } from '../core/changes.js';
 import { computeDelta } from '../core/delta.js';
 import { editTree } from '../core/edit.js';
@@ -41,7 +41,7 @@ import { indexPath, loadIndex, saveIndex, type Index } from '../fs/index-file.js
 import { Materializer, type BlobSource } from '../fs/materialize.js';
 import { withDeepPath, withDeepPathSync } from '../fs/paths.js';
 import { hashFile, scanTree } from '../fs/scan.js';
-import { ObjectError, display } from '../errors.js';
+import { ObjectError, display, isSystemRefusal } from '../errors.js';
 import { LARGE_BLOB } from '../store/objects.js';
 import type { Workspace, State } from '../workspace/workspace.js';
 import type { Progress } from './types.js';
@@ -215,8 +215,8 @@ export function planSync(ws: Workspace): SyncPlan {
   const lowerTree = store.unionTree(head);
   const warnings: string[] = [];
 
-  // 1. Scan the writable layer and the view.
-  fs.mkdirSync(ws.upper, { recursive: true });
+  // 1. Scan the writable layer and the view. (A writable layer that cannot be made is read as empty.)
+  try { fs.mkdirSync(ws.upper, { recursive: true }); } catch (e) { if (!isSystemRefusal(e)) throw e; }
   const upperPrev = loadIndex(indexPath(ws.gitdir, 'upper'), objects);
   const upperScan = scanTree(ws.upper, upperPrev.index, objects, { markers: true, prevRoot: upperPrev.root, prevRootCount: upperPrev.rootCount });
   for (const p of upperScan.skipped) warnings.push(`ignoring special file in the writable layer: ${display(p)}`);
@@ -339,7 +339,20 @@ export async function writeView(ws: Workspace, plan: SyncPlan, opts: SyncOptions
     const progress = opts.onProgress && ((p: { done: number; total: number }) => opts.onProgress!({ phase: 'view', ...p }));
     const m = new Materializer(plan.state.view, ws.store.objects, plan.blobs, plan.viewIndex, progress, plan.shared?.upper);
     changes = diffTrees(ws.store.objects, plan.viewNow, plan.viewTree);
-    await m.apply(changes);
+    try {
+      await m.apply(changes);
+    } catch (e) {
+      // Stopped part-way (a full disk): record what the view now holds, so that the next reconcile does not
+      // mistake the half-applied changes for the user's edits (an emptied directory for a deletion).
+      if (m.undone) {
+        try {
+          const held = new Map<string, TreeEntry | null>(changes.slice(0, m.applied).map((c) => [c.path, c.new]));
+          held.set(changes[m.applied].path, null);
+          saveIndex(indexPath(ws.gitdir, 'view'), ws.store.objects, editTree(ws.store.objects, plan.viewNow, held), plan.viewIndex, formatManifest(plan.viewMetaNow));
+        } catch { /* nothing recorded: the next reconcile counts the view's content as the user's */ }
+      }
+      throw e;
+    }
     written = m.written;
   }
   if (plan.viewMeta !== plan.viewMetaNow || changes.length) {
@@ -395,4 +408,25 @@ function readUpperManifest(ws: Workspace, upper: string): Manifest | null {
   let data: Buffer;
   try { data = fs.readFileSync(join(ws.upper, META_NAME)); } catch { data = ws.store.objects.readType(e.oid, 'blob'); }
   return parseLayerManifest(data, 'writable layer');
+}
+
+/**
+ * For the commands that only read (status, diff): reconcile when the workspace can be written; when it cannot
+ * (a read-only file system, a store owned by another user, a full disk), work out the same answer from a plan
+ * without writing anything (the view's changes are reported, not copied into the writable layer), with one
+ * warning line, as git status says "unable to refresh index".
+ */
+export async function reconcileIfWritable(ws: Workspace, opts: SyncOptions = {}): Promise<Synced> {
+  let refused = await ws.lockIfWritable();
+  if (refused === null) {
+    try {
+      return await reconcile(ws, opts);
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      refused = (e as Error).message;
+    }
+  }
+  const plan = planSync(ws);
+  plan.warnings.push(`could not record the changes in the workspace (${refused}); showing them as the view holds them`);
+  return plan;
 }

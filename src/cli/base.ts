@@ -17,7 +17,7 @@ export abstract class GlayerCommand extends Command<GlayerContext> {
     try {
       return await this.run();
     } catch (e) {
-      return reportError(e, this.context.stderr, this.json, this.context.env);
+      return reportError(e, this.context.stderr, this.json, this.context.env, `a file under ${this.cwd}`);
     }
   }
 

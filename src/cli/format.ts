@@ -1,6 +1,6 @@
 /** Output helpers: errors, tables, sizes, colours (off unless the stream is a TTY; NO_COLOR wins). */
 import type { Writable } from 'node:stream';
-import { GlayerError } from '../errors.js';
+import { GlayerError, SystemError, isSystemRefusal } from '../errors.js';
 
 export function useColor(stream: Writable, env: Record<string, string | undefined>): boolean {
   if ('NO_COLOR' in env && env.NO_COLOR !== undefined) return false;
@@ -8,7 +8,9 @@ export function useColor(stream: Writable, env: Record<string, string | undefine
 }
 
 /** Print an error as one line (or JSON) on stderr and return the exit code. Internal bugs ask to be reported. */
-export function reportError(e: unknown, stderr: Writable, json: boolean, env: Record<string, string | undefined>): number {
+export function reportError(e: unknown, stderr: Writable, json: boolean, env: Record<string, string | undefined>, place = ''): number {
+  // The operating system's refusals (no space, read-only, permission, I/O errors) are not bugs: one line, 74 or 77.
+  if (!(e instanceof GlayerError) && isSystemRefusal(e)) e = new SystemError(e as NodeJS.ErrnoException, place);
   if (e instanceof GlayerError) {
     const message = e.message.split('\n')[0];
     if (json) stderr.write(JSON.stringify({ error: { code: e.code, message, ...e.data } }) + '\n');

@@ -12,7 +12,7 @@
  * Every path is reached through ConfinedDir (directory fds opened without following symlinks); a child process
  * gets the same directory as /proc/PID/fd/N.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { spawnSync } from 'node:child_process';
 import { defaultMode, mtimeSeconds, type MetaRecord } from '../core/meta.js';
 import { dirname, join } from '../core/path.js';

@@ -19,7 +19,7 @@
  * changed: same inode, same mtime and size, same executable bit, and a ctime no older than the operation.
  * Anything else is left as it is, and the next scan hashes that file again (never a missed change).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
 import type { Mode } from '../core/tree.js';
 import { RACY_MS, statOf, type Index, type IndexEntry, type Stat } from './index-file.js';

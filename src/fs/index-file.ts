@@ -28,7 +28,7 @@
  * cut only costs a rehash (a file that is absent or fails its checksum makes the reconcile count the view's
  * content as edits, so nothing is lost).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Mode, TreeEntry, TreeSink, TreeSource } from '../core/tree.js';

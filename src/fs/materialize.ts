@@ -4,11 +4,11 @@
  * parent directory is checked to be a real directory before anything is written into it, so a layer's symlink
  * cannot carry a write outside the root.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import type { Change } from '../core/changes.js';
 import { dirname } from '../core/path.js';
 import { walkTree, type Mode, type TreeEntry, type TreeSource } from '../core/tree.js';
-import { GlayerError, UnsafePathError, IoError } from '../errors.js';
+import { GlayerError, UnsafePathError, IoError, isSystemRefusal } from '../errors.js';
 import { statOf, type Index, type Stat } from './index-file.js';
 import type { LinkPartner } from './copy-up.js';
 import { FileWriter } from './file-writer.js';
@@ -42,6 +42,9 @@ export class Materializer {
   /** Paths under root resolved through directory fds opened without following symlinks (safe.ts). */
   private readonly safe: ConfinedDir;
   written = 0;
+  /** Changes of the last apply() made whole, in order; whether the one that failed (if any) was undone. */
+  applied = 0;
+  undone = false;
   /** Creates the small files of large subtrees on another thread (started by the first such subtree). */
   private writer: FileWriter | undefined;
 
@@ -64,15 +67,25 @@ export class Materializer {
   async apply(changes: readonly Change[]): Promise<void> {
     const total = changes.length;
     let done = 0;
+    this.applied = 0;
+    this.undone = false;
     try {
       for (const c of changes) {
-        if (c.old) {
-          this.remove(c.path, c.old.mode === '40000' ? c.old.oid : null);
+        try {
+          if (c.old) {
+            this.remove(c.path, c.old.mode === '40000' ? c.old.oid : null);
+          }
+          if (c.new) {
+            if (c.new.mode === '40000') await this.writeDir(c.path, c.new.oid);
+            else await this.writeEntry(c.path, c.new.mode, c.new.oid);
+          }
+        } catch (e) {
+          // Only the system's refusals (a full disk, an I/O error) are undone: a refusal of ours (something
+          // appeared at a path meanwhile) leaves what is there alone, that file included.
+          if (isSystemRefusal(e)) this.undo(c);
+          throw e;
         }
-        if (c.new) {
-          if (c.new.mode === '40000') await this.writeDir(c.path, c.new.oid);
-          else await this.writeEntry(c.path, c.new.mode, c.new.oid);
-        }
+        this.applied++;
         done++;
         if (this.onProgress && (done % 500 === 0 || done === total)) this.onProgress({ done, total });
       }
@@ -83,6 +96,25 @@ export class Materializer {
       this.safe.close();
       this.partner?.close();
     }
+  }
+
+  /**
+   * A change that failed half-way (a full disk while writing a directory) is undone as far as it can be: its
+   * path removed, so the root holds the first `applied` changes and this path absent, a state the caller can
+   * record (see writeView in api/sync.ts). A half-written directory left in place would later read as the user
+   * having emptied it. `undone` says whether that worked.
+   */
+  private undo(c: Change): void {
+    try {
+      this.writer?.drain().catch(() => undefined);
+      this.safe.removeTree(c.path);
+      for (const side of [c.old, c.new]) {
+        if (side?.mode === '40000') for (const { path } of walkTree(this.src, side.oid, c.path)) { this.index.delete(path); this.checked.delete(path); }
+      }
+      this.index.delete(c.path);
+      this.checked.delete(c.path);
+      this.undone = true;
+    } catch { /* left as it is: the caller records nothing */ }
   }
 
   /** Make sure the directory `rel` is a real directory under root (not a symlink), once per run. */

@@ -14,7 +14,7 @@
  *   content; a file edited in place keeps its recorded xattrs (as overlayfs's copy-up keeps them);
  * - hardlinks are the entries of the view that share an inode (the group's first path in byte order is `link=`).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { formatMtime, normalizeRecord, sameRecord, type Manifest, type MetaRecord } from '../core/meta.js';
 import { dirname } from '../core/path.js';
 import { lookup, type Mode, type TreeSource } from '../core/tree.js';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 
 /** Byte paths for node:fs: a root (a UTF-8 path from the user) plus a relative byte-string path (core/path.ts). */
 export function fsPath(root: string, rel: string): Buffer {

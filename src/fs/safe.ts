@@ -8,7 +8,7 @@
  * fails the open and is refused with UnsafePathError. The paths are short, so trees deeper than PATH_MAX work.
  * Elsewhere (no /proc) it falls back to the full path after an lstat of each component (a check, not a guarantee).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { UnsafePathError, IoError } from '../errors.js';
 import { basename, dirname } from '../core/path.js';
 import { fsPath } from './paths.js';

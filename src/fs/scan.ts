@@ -4,12 +4,12 @@
  * is iterative (a tree 10,000 directories deep needs no deep stack) and each directory's entries are sorted in
  * byte order (core/tree.ts).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { blobHasher, hashObject } from '../core/hash.js';
 import { join, nameProblem } from '../core/path.js';
 import { EMPTY_BLOB, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
 import { isReserved } from '../core/whiteout.js';
-import { IoError } from '../errors.js';
+import { IoError, isAbsent } from '../errors.js';
 import { Columns, DIR_CODE, Index, MODES, RACY_MS, statOf, type IndexEntry, type Stat } from './index-file.js';
 import { fsPath } from './paths.js';
 
@@ -111,7 +111,8 @@ export function scanTree(root: string, prev: Index, sink: TreeSink, opts: ScanOp
   const added = new Map<string, IndexEntry>();
   const result: ScanResult = { root: null, index: new Index(), hashed: 0, restat: 0, unrepresentable: [], skipped: [], recreated: new Set(), observed: new Map() };
   let rootStat: fs.Stats;
-  try { rootStat = fs.lstatSync(root); } catch { return result; }
+  // Only a root that is not there is gone; an I/O error or a refusal is not "the view was deleted".
+  try { rootStat = fs.lstatSync(root); } catch (e) { if (isAbsent(e)) return result; throw new IoError(root, e as NodeJS.ErrnoException); }
   if (!rootStat.isDirectory()) return result;
   const buf = Buffer.allocUnsafe(CHUNK);
   const { names: oldNames, modes, stats, racy: oldRacy, desc } = cols;

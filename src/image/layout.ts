@@ -9,7 +9,7 @@
  * blobs, so a layer is never held in memory and the archive is never unpacked to disk.
  */
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ImageError, UsageError } from '../errors.js';

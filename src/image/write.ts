@@ -10,7 +10,7 @@
  * whole or not at all.
  */
 import { createHash, type Hash } from 'node:crypto';
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';

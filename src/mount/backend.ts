@@ -4,7 +4,7 @@
  * directories (top first, relative to `cwd` so that hundreds fit in one page of mount options), the upper and
  * work directories, and the target.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { GlayerError } from '../errors.js';

@@ -15,7 +15,7 @@
  * bottom of the stack is one flattened directory (its union tree), cut at a multiple of CHUNK layers so that a
  * stack growing by a layer keeps using the same one.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
 import { diffTrees } from '../core/changes.js';
 import { lowerForm } from '../core/lower.js';

@@ -4,7 +4,7 @@
  * whiteouts in the upper directory as the kernel does (0/0 character devices, and for an opaque directory the
  * xattr plus a `.wh..wh..opq` file). Unmounted with fusermount3 (or fusermount).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { type Backend, checkOptionPath, onPath, run } from './backend.js';
 
 const fusermount = (): string => (onPath('fusermount3') ? 'fusermount3' : 'fusermount');

@@ -4,7 +4,7 @@
  * in plain form, which is what glayer reads back: no redirects (a renamed lower directory is copied), no index,
  * no metacopy.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { type Backend, checkOptionPath, onPath, run } from './backend.js';
 
 /** CAP_SYS_ADMIN in the effective set (bit 21 of CapEff). */

@@ -12,7 +12,7 @@
  *   .glayer/glayer/live/work-PID-N     a mount's work directory (kernel: same file system as upper/)
  *   .glayer/glayer/live/retired-PID-N  the upper directory of a view a commit replaced, removed right after
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
 import { GlayerError, TargetNotEmptyError, UnsafePathError } from '../errors.js';
 import { Index, indexPath, saveIndex } from '../fs/index-file.js';

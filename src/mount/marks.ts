@@ -9,7 +9,7 @@
  * tar from a small tar stream we make (one process for any number of markers; names stay bytes, no argv
  * encoding), and read with getfattr (the `attr` package). Paths are byte strings (latin1), relative to `root`.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { spawnSync } from 'node:child_process';
 import { GlayerError } from '../errors.js';
 import { fsPath } from '../fs/paths.js';

@@ -1,5 +1,5 @@
 /** The mounts this process sees (Linux /proc/self/mountinfo), for finding glayer's own live views. */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 
 export interface MountEntry {
   /** Mount point (absolute). */

@@ -9,7 +9,7 @@
  * The scan is the stat-cached scan of fs/scan.ts (a separate index, `upper-live`): only the upper directory is
  * read, so it costs O(changes), not O(tree).
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { editTree } from '../core/edit.js';
 import { basename, dirname, join } from '../core/path.js';
 import { EMPTY_TREE, type TreeEntry, type TreeSink } from '../core/tree.js';

@@ -16,7 +16,7 @@
  * old packs finds the new one (ObjectStore.read looks again when a pack vanished). A kill before the rename
  * leaves a temporary file that fsck removes; after it, both packs hold the objects and a rerun finishes the job.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
 import { parseTree, type ObjectType } from './objects.js';
 import { encodeDelta, PackFileWriter } from './repack.js';

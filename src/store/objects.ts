@@ -7,12 +7,13 @@
  * One ObjectStore serves a whole command and caches parsed trees.
  */
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
+import { onAbort } from '../sys/abort.js';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { join as pjoin } from 'node:path';
-import { ObjectError } from '../errors.js';
+import { ObjectError, isAbsent, withPath } from '../errors.js';
 import { EMPTY_TREE, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
 
 import { hashObject, type ObjectType } from '../core/hash.js';
@@ -329,7 +330,7 @@ export class ObjectStore implements TreeSink {
     const dir = pjoin(this.objectsDir, 'pack');
     const packs: Pack[] = [];
     let names: string[] = [];
-    try { names = fs.readdirSync(dir); } catch { /* no packs */ }
+    try { names = fs.readdirSync(dir); } catch (e) { if (!isAbsent(e)) throw e; /* no packs */ }
     for (const name of names.sort()) {
       if (!name.endsWith('.idx')) continue;
       const packPath = pjoin(dir, name.slice(0, -4) + '.pack');
@@ -542,7 +543,7 @@ export class ObjectStore implements TreeSink {
   *allOids(): Generator<string> {
     for (const p of this.loadPacks()) yield* p.oids();
     let dirs: string[] = [];
-    try { dirs = fs.readdirSync(this.objectsDir); } catch { return; }
+    try { dirs = fs.readdirSync(this.objectsDir); } catch (e) { if (isAbsent(e)) return; throw e; }
     for (const d of dirs) {
       if (!/^[0-9a-f]{2}$/.test(d)) continue;
       for (const f of fs.readdirSync(pjoin(this.objectsDir, d))) if (/^[0-9a-f]{38}$/.test(f)) yield d + f;
@@ -783,12 +784,15 @@ class PackWriter {
   private crcs = new Uint32Array(256);
   private slots = new Int32Array(512).fill(-1);
   private crc = 0;
+  private readonly dropAbort: () => void;
 
   constructor(private readonly dir: string, private readonly headerCount: number) {
     fs.mkdirSync(dir, { recursive: true });
     this.tmpPack = pjoin(dir, `tmp_pack_${this.tag}`);
     this.tmpIdx = pjoin(dir, `tmp_idx_${this.tag}`);
     this.fd = fs.openSync(this.tmpPack, 'wx+');
+    // A signal (sys/abort.ts) takes the temporary files away before the process exits.
+    this.dropAbort = onAbort(() => { fs.rmSync(this.tmpPack, { force: true }); fs.rmSync(this.tmpIdx, { force: true }); });
     this.emit(packHeader(headerCount));
   }
 
@@ -927,6 +931,8 @@ class PackWriter {
 
   /** Complete the pack (count, checksum), sync it, write its index, and rename both into place. */
   finish(): void {
+    /** Files renamed into place that were not there before (removed again if a later step fails). */
+    const placed: string[] = [];
     try {
       this.flushStage();
       let sum: Buffer;
@@ -947,24 +953,32 @@ class PackWriter {
       }
       fs.writeSync(this.fd, sum, 0, 20, this.pos);
       fs.fsyncSync(this.fd);
-      fs.closeSync(this.fd);
+      const fd = this.fd;
       this.fd = -1;
+      fs.closeSync(fd);
       const name = sum.toString('hex');
       writeSynced(this.tmpIdx, buildIndex(this.oids, this.offsets, this.crcs, this.count, sum));
-      fs.renameSync(this.tmpPack, pjoin(this.dir, `pack-${name}.pack`));
-      fs.renameSync(this.tmpIdx, pjoin(this.dir, `pack-${name}.idx`));
+      for (const [tmp, ext] of [[this.tmpPack, '.pack'], [this.tmpIdx, '.idx']]) {
+        const final = pjoin(this.dir, `pack-${name}${ext}`);
+        const existed = fs.existsSync(final);
+        fs.renameSync(tmp, final);
+        if (!existed) placed.push(final);
+      }
       syncDir(this.dir);
+      this.dropAbort();
     } catch (e) {
       this.discard();
-      throw e;
+      // Renamed into place before the failure: a pack without its index (or the reverse) is no use to anyone.
+      for (const f of placed.reverse()) fs.rmSync(f, { force: true });
+      throw withPath(e, this.tmpPack);
     }
   }
 
   discard(): void {
-    if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* already closed */ } }
-    this.fd = -1;
+    if (this.fd >= 0) { const fd = this.fd; this.fd = -1; try { fs.closeSync(fd); } catch { /* released all the same */ } }
     fs.rmSync(this.tmpPack, { force: true });
     fs.rmSync(this.tmpIdx, { force: true });
+    this.dropAbort();
   }
 }
 
@@ -1119,10 +1133,15 @@ export function buildIndex(oids: Buffer, offsets: Float64Array, crcs: Uint32Arra
 export function writeSynced(path: string, data: Buffer | string): void {
   const fd = fs.openSync(path, 'w');
   try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    fs.rmSync(path, { force: true });
+    throw withPath(e, path);
   }
 }
 

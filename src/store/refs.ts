@@ -2,9 +2,9 @@
  * Refs: read loose and packed refs, and move a ref the way git does: under `<ref>.lock` (created exclusively),
  * written, fsynced, then renamed over the ref, only if the ref still holds the value the caller saw.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { dirname, join } from 'node:path';
-import { GlayerError } from '../errors.js';
+import { GlayerError, isAbsent, withPath } from '../errors.js';
 import { syncDir } from './objects.js';
 
 export class RefError extends GlayerError {
@@ -53,7 +53,7 @@ export function readRef(gitdir: string, ref: string, depth = 0): string | null {
 export function packedRefs(gitdir: string): Map<string, string> {
   const out = new Map<string, string>();
   let text = '';
-  try { text = fs.readFileSync(join(gitdir, 'packed-refs'), 'utf8'); } catch { return out; }
+  try { text = fs.readFileSync(join(gitdir, 'packed-refs'), 'utf8'); } catch (e) { if (isAbsent(e)) return out; throw e; }
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#') || line.startsWith('^')) continue;
     const sp = line.indexOf(' ');
@@ -68,7 +68,7 @@ export function listRefs(gitdir: string, prefix: string): Map<string, string> {
   for (const [k, v] of packedRefs(gitdir)) if (k.startsWith(prefix)) out.set(k, v);
   const walk = (rel: string): void => {
     let names: fs.Dirent[];
-    try { names = fs.readdirSync(join(gitdir, rel), { withFileTypes: true }); } catch { return; }
+    try { names = fs.readdirSync(join(gitdir, rel), { withFileTypes: true }); } catch (e) { if (isAbsent(e)) return; throw e; }
     for (const d of names) {
       const r = `${rel}/${d.name}`;
       if (d.isDirectory()) walk(r);
@@ -96,18 +96,25 @@ export function updateRef(gitdir: string, ref: string, oid: string, expected: st
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new RefError(ref, `is locked by another writer (${lock} exists; remove it if no glayer or git process is running)`);
     throw e;
   }
+  let moved = false;
   try {
     const current = readRef(gitdir, ref);
     if (current !== expected) throw new RefError(ref, `moved while we worked (now ${current ?? 'absent'}, expected ${expected ?? 'absent'})`);
     fs.writeSync(fd, `${oid}\n`);
     fs.fsyncSync(fd);
-    fs.closeSync(fd);
+    // A close that fails has still released the descriptor (never close it twice).
+    const f = fd;
     fd = -1;
+    fs.closeSync(f);
     fs.renameSync(lock, path);
+    moved = true;
     syncDir(dirname(path));
+  } catch (e) {
+    throw withPath(e, lock);
   } finally {
-    if (fd >= 0) fs.closeSync(fd);
-    fs.rmSync(lock, { force: true });
+    if (fd >= 0) { try { fs.closeSync(fd); } catch { /* released all the same */ } }
+    // Once renamed, the lock is the ref: nothing to remove (and a failure here must not undo a move that happened).
+    if (!moved) fs.rmSync(lock, { force: true });
   }
 }
 
@@ -119,12 +126,17 @@ function writeLocked(path: string, text: string, name: string): void {
     throw e;
   }
   try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    try {
+      fs.writeSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(lock, path);
+  } catch (e) {
+    fs.rmSync(lock, { force: true });
+    throw withPath(e, lock);
   }
-  fs.renameSync(lock, path);
 }
 
 /**

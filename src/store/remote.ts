@@ -15,10 +15,10 @@
  * (for negotiation). The caller validates what arrived and only then moves its own refs.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join, resolve, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GlayerError, ObjectError } from '../errors.js';
+import { GlayerError, ObjectError, isAbsent } from '../errors.js';
 import { LARGE_BLOB, ObjectStore, parseTree, type ObjectWriter } from './objects.js';
 import { parseCommit } from './commits.js';
 import { listRefs, readRef, updateRef } from './refs.js';
@@ -97,7 +97,7 @@ export function looksLikeUrl(text: string): boolean {
 /** The git directory of a local repository: a glayer workspace, a repository with `.git`, or a bare one. */
 export function localGitdir(path: string, url = path): string {
   const isGitdir = (d: string): boolean => {
-    try { return fs.statSync(join(d, 'HEAD')).isFile() && fs.statSync(join(d, 'objects')).isDirectory(); } catch { return false; }
+    try { return fs.statSync(join(d, 'HEAD')).isFile() && fs.statSync(join(d, 'objects')).isDirectory(); } catch (e) { if (isAbsent(e)) return false; throw e; }
   };
   for (const d of [join(path, '.glayer'), join(path, '.git'), path]) if (isGitdir(d)) return d;
   throw new RemoteError(url, fs.existsSync(path) ? 'not a git repository or glayer workspace' : 'no such repository (for a new one: git init --bare PATH)');
@@ -459,7 +459,7 @@ export interface FetchedObjects {
  */
 export async function fetchObjects(gitdir: string, t: Transport, wanted: string[], opts: TransferOptions = {}): Promise<FetchedObjects> {
   const packDir = join(gitdir, 'objects', 'pack');
-  const listPacks = (): Set<string> => { try { return new Set(fs.readdirSync(packDir)); } catch { return new Set(); } };
+  const listPacks = (): Set<string> => { try { return new Set(fs.readdirSync(packDir)); } catch (e) { if (isAbsent(e)) return new Set(); throw e; } };
   const before = listPacks();
   const loose: string[] = [];
   const discard = (): void => {

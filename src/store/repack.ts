@@ -8,7 +8,7 @@
  * the target is scanned with a rolling hash of 16 bytes, a hit is checked and extended both ways, and runs of
  * at least 16 equal bytes become copies, the rest inserts.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';

@@ -4,9 +4,9 @@
  * from a ref. The union tree of each stack top is cached (`<gitdir>/glayer/unions`, one "commit tree" line
  * each, the trees themselves kept as objects), so a view of a deep stack costs one lookup after the first time.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
-import { ObjectError, UnknownLayerError } from '../errors.js';
+import { ObjectError, UnknownLayerError, isSystemRefusal } from '../errors.js';
 import { applyLayer } from '../core/union.js';
 import { EMPTY_TREE } from '../core/tree.js';
 import { applyManifest, formatManifest, manifestEntry, parseLayerManifest, parseManifest, type Manifest } from '../core/meta.js';
@@ -129,11 +129,19 @@ export class Store {
       base = applyLayer(this.objects, base, chain[k].tree, { layer: chain[k].oid.slice(0, 12), clean: this.clean });
     }
     const result = base ?? EMPTY_TREE;
-    if (storeMode.readOnly) { this.loadUnions().set(top, result); this.memUnions.add(top); return result; }
-    const w = this.objects.writer();
-    this.objects.persistTrees(w, result);
-    w.flush();
-    this.rememberUnion(top, result);
+    // Read-only mode (serve), or a store that cannot be written (read-only, another user's, a full disk): the
+    // trees stay in memory.
+    const inMemory = (): string => { this.loadUnions().set(top, result); this.memUnions.add(top); return result; };
+    if (storeMode.readOnly) return inMemory();
+    try {
+      const w = this.objects.writer();
+      this.objects.persistTrees(w, result);
+      w.flush();
+      this.rememberUnion(top, result);
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      return inMemory();
+    }
     return result;
   }
 
@@ -207,7 +215,13 @@ export class Store {
         tree = above;
       }
     }
-    this.rememberUnionManifest(top, base);
+    try {
+      this.rememberUnionManifest(top, base);
+    } catch (e) {
+      // A cache: a store that cannot be written keeps it in memory.
+      if (!isSystemRefusal(e)) throw e;
+      this.manifests.set(top, base);
+    }
     return base;
   }
 

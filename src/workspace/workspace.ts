@@ -4,9 +4,10 @@
  * directory is the view, the stat caches (indexes) of the view and the writable layer, the union cache and the
  * lock that admits one writer at a time.
  */
-import * as fs from 'node:fs';
+import * as fs from '../sys/fs.js';
 import { dirname, join, resolve } from 'node:path';
-import { GlayerError, LockedError, NotAWorkspaceError } from '../errors.js';
+import { GlayerError, LockedError, NotAWorkspaceError, SystemError, isAbsent, isSystemRefusal } from '../errors.js';
+import { onAbort } from '../sys/abort.js';
 import { Store } from '../store/store.js';
 
 export const STORE_DIR = '.glayer';
@@ -36,6 +37,7 @@ export class Workspace {
   readonly upper: string;
   readonly store: Store;
   private lockFd = -1;
+  private dropAbort: (() => void) | null = null;
 
   constructor(readonly root: string) {
     this.gitdir = join(root, STORE_DIR);
@@ -58,8 +60,15 @@ export class Workspace {
   get defaultView(): string { return join(this.root, VIEW_DIR); }
 
   readState(): State {
+    // Absent or damaged: no view, no record. An I/O error or a refusal is an error (forgetting the view is not
+    // an answer to a disk that failed to read).
+    let text: string;
+    try { text = fs.readFileSync(join(this.stateDir, 'state.json'), 'utf8'); } catch (e) {
+      if (isAbsent(e)) return { version: 1, view: null, lower: null };
+      throw e;
+    }
     try {
-      const s = JSON.parse(fs.readFileSync(join(this.stateDir, 'state.json'), 'utf8')) as Partial<State>;
+      const s = JSON.parse(text) as Partial<State>;
       const live = s.live && typeof s.live === 'object' && typeof s.live.work === 'string' ? s.live : null;
       return { version: 1, view: typeof s.view === 'string' ? s.view : null, lower: typeof s.lower === 'string' ? s.lower : null, live };
     } catch {
@@ -91,7 +100,9 @@ export class Workspace {
       for (;;) {
         try {
           fs.linkSync(mine, file);
-          this.lockFd = fs.openSync(file, 'r');
+          try { this.lockFd = fs.openSync(file, 'r'); } catch (e) { fs.rmSync(file, { force: true }); throw e; }
+          // Stopped by a signal or a closed pipe: our lock goes (only if it is still ours).
+          this.dropAbort = onAbort(() => { if (lockHolder(file) === process.pid) fs.rmSync(file, { force: true }); });
           return;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -110,11 +121,30 @@ export class Workspace {
     }
   }
 
+  /**
+   * For a command that only reads: take the write lock if the workspace can be written (then the command may
+   * refresh the writable layer and the caches), else return the reason it cannot, as one line (a read-only
+   * file system, a store owned by another user, a full disk), and the command reads without the lock or saving
+   * anything, as git status does in a repository it cannot write.
+   */
+  async lockIfWritable(): Promise<string | null> {
+    try {
+      await this.lock();
+      return null;
+    } catch (e) {
+      if (!isSystemRefusal(e)) throw e;
+      return (e instanceof GlayerError ? e : new SystemError(e as NodeJS.ErrnoException)).message;
+    }
+  }
+
+  get locked(): boolean { return this.lockFd >= 0; }
+
   unlock(): void {
+    if (this.dropAbort) { this.dropAbort(); this.dropAbort = null; }
     if (this.lockFd < 0) return;
-    fs.closeSync(this.lockFd);
+    const fd = this.lockFd;
     this.lockFd = -1;
-    fs.rmSync(join(this.stateDir, 'lock'), { force: true });
+    try { fs.closeSync(fd); } finally { fs.rmSync(join(this.stateDir, 'lock'), { force: true }); }
   }
 
   close(): void {
@@ -126,8 +156,9 @@ export class Workspace {
 function isStore(dir: string): boolean {
   try {
     return fs.statSync(join(dir, 'HEAD')).isFile() && fs.statSync(join(dir, 'objects')).isDirectory();
-  } catch {
-    return false;
+  } catch (e) {
+    if (isAbsent(e) || (e as NodeJS.ErrnoException).code === 'EACCES') return false;
+    throw e;
   }
 }
 
