@@ -270,7 +270,8 @@ class Pack {
   }
 
   close(): void {
-    if (this.fd >= 0) fs.closeSync(this.fd);
+    // A read-only descriptor: a close that fails has still released it.
+    if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* released all the same */ } }
     this.fd = -1;
   }
 }

@@ -144,7 +144,10 @@ export class Workspace {
     if (this.lockFd < 0) return;
     const fd = this.lockFd;
     this.lockFd = -1;
-    try { fs.closeSync(fd); } finally { fs.rmSync(join(this.stateDir, 'lock'), { force: true }); }
+    // A close that fails has still released the descriptor, and it was only read: nothing of the work is lost.
+    try { fs.closeSync(fd); } catch { /* released all the same */ }
+    // A lock that cannot be removed names this process, which is about to end: the next taker finds it stale.
+    try { fs.rmSync(join(this.stateDir, 'lock'), { force: true }); } catch { /* taken over as stale */ }
   }
 
   close(): void {

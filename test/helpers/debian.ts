@@ -132,9 +132,12 @@ export function walk(dir: string, fn: (rel: string, st: fs.Stats) => void): void
 /**
  * How the trees under `a` and `b` differ, as layers can hold them: each path present on one side only, or whose
  * kind, executable bit, content (byte for byte) or symlink target differs. Paths in `ignore` are left
- * out. Empty when the trees are equal.
+ * out. With `meta`, also what the metadata manifest keeps of a tree committed from a view: the whole st_mode (type
+ * and permission bits), owner, group, device numbers and hardlink groups (paths that are one inode on one side
+ * must be one inode on the other). Not mtimes: a commit records a new file's content, not the time it was written
+ * (docs/metadata.md, "In the view"). Empty when the trees are equal.
  */
-export function treeDifferences(a: string, b: string, ignore: ReadonlySet<string> = new Set()): string[] {
+export function treeDifferences(a: string, b: string, ignore: ReadonlySet<string> = new Set(), meta = false): string[] {
   const list = (root: string): Map<string, fs.Stats> => {
     const m = new Map<string, fs.Stats>();
     walk(root, (rel, st) => { if (!ignore.has(rel)) m.set(rel, st); });
@@ -158,6 +161,30 @@ export function treeDifferences(a: string, b: string, ignore: ReadonlySet<string
     }
   }
   for (const rel of B.keys()) if (!A.has(rel)) out.push(`only in ${b}: ${rel}`);
+  if (meta) {
+    const firstOf = (m: Map<string, fs.Stats>): Map<string, string> => {
+      // Each path of a link group -> the group's first path (byte order), so both sides name groups alike.
+      const byIno = new Map<number, string>();
+      const out = new Map<string, string>();
+      for (const rel of [...m.keys()].sort()) {
+        const st = m.get(rel)!;
+        if (st.isDirectory() || st.nlink < 2) continue;
+        if (!byIno.has(st.ino)) byIno.set(st.ino, rel);
+        out.set(rel, byIno.get(st.ino)!);
+      }
+      return out;
+    };
+    const la = firstOf(A);
+    const lb = firstOf(B);
+    for (const [rel, sa] of A) {
+      const sb = B.get(rel);
+      if (!sb) continue;
+      if (sa.mode !== sb.mode) out.push(`${rel}: mode ${sa.mode.toString(8)} vs ${sb.mode.toString(8)}`);
+      if (sa.uid !== sb.uid || sa.gid !== sb.gid) out.push(`${rel}: owner ${sa.uid}:${sa.gid} vs ${sb.uid}:${sb.gid}`);
+      if (!sa.isFile() && !sa.isDirectory() && !sa.isSymbolicLink() && sa.rdev !== sb.rdev) out.push(`${rel}: device ${sa.rdev} vs ${sb.rdev}`);
+      if ((la.get(rel) ?? rel) !== (lb.get(rel) ?? rel)) out.push(`${rel}: hardlink group ${la.get(rel) ?? '(none)'} vs ${lb.get(rel) ?? '(none)'}`);
+    }
+  }
   return out;
 }
 
