@@ -43,6 +43,13 @@ test('opening the printed URL lists the stacks and the current stack\'s layers, 
   const messages = await page.$$eval('[data-testid=log] tbody tr td:last-child', (els) => els.map((e) => e.textContent));
   assert.equal(messages, (await cli('log')).map((l: { message: string }) => l.message.split('\n')[0]));
   assert.ok(await page.isVisible('.tag:has-text("v1.0")'), 'the tag is shown');
+  // dive's figures of the stack (`glayer efficiency`): the panel's score and its offenders are the CLI's.
+  await page.waitForSelector('[data-testid=efficiency]');
+  const eff = await cli('efficiency');
+  const cards = await page.$$eval('[data-testid=efficiency] .card .big', (els) => els.map((e) => e.textContent));
+  assert.is(cards[0], `${(eff.efficiency * 100).toFixed(1)}%`);
+  const offenders = await page.$$eval('[data-testid=efficiency] tbody tr td:first-child', (els) => els.map((e) => e.textContent));
+  assert.equal(offenders, eff.paths.slice(0, 10).map((p: { path: string }) => p.path));
   if (shots) await page.screenshot({ path: join(shots, 'serve-stack.png') });
 });
 
