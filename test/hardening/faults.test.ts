@@ -258,9 +258,15 @@ FAULT_TABLE['squash'] = {
   },
 };
 FAULT_TABLE['reset'] = {
-  argv: ['reset', 'HEAD~1'],
+  argv: ['reset', 'TARGET'],
   rewrites: true,
-  setup: threeLayers,
+  setup: async () => {
+    // The target by id: a first run that moved the stack and then failed is retried with the same meaning
+    // (`HEAD~1` again would go one layer further, as it would in git).
+    const f = await threeLayers();
+    FAULT_TABLE.reset.argv = ['reset', git(f.gitdir, ['rev-parse', 'HEAD~1'])];
+    return f;
+  },
   verify: async (f) => {
     assert.equal(await stackView(f.cwd), EDITED_VIEW);
     // The view is refreshed to the new top, and the writable layer has nothing in it.
