@@ -152,6 +152,7 @@ export class WorkspaceBlobs implements BlobSource {
         if (data === null) return null;
         if (hashObject('blob', data) === oid) return data;
       } catch { /* changed or gone: fall back to the store */ }
+      this.changedUnder(oid, s);
     }
     return this.ws.store.objects.readSmallBlob(oid);
   }
@@ -167,8 +168,14 @@ export class WorkspaceBlobs implements BlobSource {
         const data = withDeepPathSync(s.root, s.rel, (p) => (s.link ? fs.readlinkSync(p, { encoding: 'buffer' }) : fs.readFileSync(p)));
         if (hashObject('blob', data) === oid) return data;
       } catch { /* changed or gone: fall back to the store */ }
+      this.changedUnder(oid, s);
     }
     return this.ws.store.objects.readType(oid, 'blob');
+  }
+
+  /** The file the scan hashed no longer holds that blob, and the store has no copy: the user's edit raced us. */
+  private changedUnder(oid: string, s: BlobFile): void {
+    if (!this.ws.store.objects.has(oid)) throw new ObjectError(oid, `not what ${display(s.rel)} holds now: it changed during the command; run it again`);
   }
 
   async writeFile(oid: string, dest: Buffer, mode: number): Promise<void> {

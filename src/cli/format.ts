@@ -12,6 +12,7 @@ export function reportError(e: unknown, stderr: Writable, json: boolean, env: Re
   // The operating system's refusals (no space, read-only, permission, I/O errors) are not bugs: one line, 74 or 77.
   if (!(e instanceof GlayerError) && isSystemRefusal(e)) e = new SystemError(e as NodeJS.ErrnoException, place);
   if (e instanceof GlayerError) {
+    if (env.GLAYER_DEBUG && e.stack) stderr.write(e.stack + '\n');
     const message = e.message.split('\n')[0];
     if (json) stderr.write(JSON.stringify({ error: { code: e.code, message, ...e.data } }) + '\n');
     else stderr.write(`glayer: ${message}\n`);

@@ -402,7 +402,12 @@ export function saveIndex(file: string, src: TreeSource, root: string | null, in
 
 function readColumns(file: string): { cols: Columns; meta: Buffer | null } | null {
   let buf: Buffer;
-  try { buf = fs.readFileSync(file); } catch { return null; }
+  // No index is a fresh start; an index the system cannot read (EIO, EACCES) is an error, not a fresh start: with
+  // no index every file of the view would count as the user's.
+  try { buf = fs.readFileSync(file); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw e;
+  }
   if (buf.length < HEADER + 20) return null;
   if (buf.byteOffset % 8 !== 0) buf = Buffer.from(new Uint8Array(buf)); // a fresh copy starts its own buffer
   const head = new Uint32Array(buf.buffer, buf.byteOffset, 5);

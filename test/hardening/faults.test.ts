@@ -274,6 +274,21 @@ FAULT_TABLE['reset'] = {
     assert.equal(await statusPaths(f.cwd), []);
   },
 };
+FAULT_TABLE['refresh'] = {
+  argv: ['mount-view'],
+  setup: async () => {
+    // The stack moved under a view that holds a user's edit (as a pull by another process does it): mount-view
+    // records the edit, then rewrites only what the move changed (`third` goes, `mine` stays).
+    const f = await threeLayers();
+    fs.writeFileSync(join(f.cwd, 'view', 'mine'), 'mine\n');
+    git(f.gitdir, ['update-ref', 'HEAD', 'HEAD~1']);
+    return { ...f, before: head(f.gitdir) };
+  },
+  verify: async (f) => {
+    assert.equal(readView(join(f.cwd, 'view')), { ...EDITED_VIEW, mine: 'mine\n' });
+    assert.equal(await statusPaths(f.cwd), ['mine']);
+  },
+};
 FAULT_TABLE['gc'] = {
   argv: ['gc', '--prune=now'],
   stride: { from: 16, step: 8 },
