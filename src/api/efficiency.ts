@@ -10,7 +10,9 @@
  * The walk goes down the stack, top layer first, through each layer's *delta* only (never a union), keeping
  * what the layers above hide: paths hidden whole, directories whose lower children are hidden (opaque) and
  * paths where a directory hides a lower non-directory. A layer's markers hide only what is below it. The cost
- * is the sum of the deltas' sizes, whatever the size of the tree.
+ * is the sum of the deltas' sizes, whatever the size of the tree; each layer's delta (its files with their sizes,
+ * read from object headers, and its markers) is kept in the store's cache (store/delta-sizes.ts), keyed by its
+ * tree, so a stack measured again costs a read of those entries and the walk of the layers added since.
  *
  * The result is plain JSON-able data (the web viewer uses it):
  * {
@@ -20,9 +22,8 @@
  *   perLayer: [{ id, message, bytes, wastedBytes }],                        // top first
  * }
  */
-import { classifyEntry } from '../core/whiteout.js';
-import { join } from '../core/path.js';
 import { display } from '../errors.js';
+import { deltaSizes } from '../store/delta-sizes.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { resolveLayer } from './resolve.js';
 import type { WorkspaceOptions } from './types.js';
@@ -87,32 +88,26 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
     for (const c of chain) {
       let bytes = 0;
       let lost = 0;
-      const hides: Array<[Set<string>, string]> = [];
-      // Depth first through this layer's delta; a directory wholly hidden from above is still walked, for its bytes.
-      const todo: Array<{ tree: string; prefix: string }> = [{ tree: c.tree, prefix: '' }];
-      while (todo.length) {
-        const { tree, prefix } = todo.pop()!;
-        for (const e of objects.readTree(tree)) {
-          const m = classifyEntry(e);
-          if (m.kind === 'opaque') { hides.push([hiddenChildren, prefix]); continue; }
-          if (m.kind === 'whiteout') { hides.push([hiddenWhole, join(prefix, m.target)]); continue; }
-          if (m.kind === 'invalid') continue;
-          const p = join(prefix, e.name);
-          if (e.mode === '40000') { todo.push({ tree: e.oid, prefix: p }); hides.push([dirAbove, p]); continue; }
-          const size = objects.sizeOf(e.oid);
-          bytes += size;
-          const hidden = isHidden(p, false);
-          if (hidden) lost += size;
-          hides.push([hiddenWhole, p]);
-          let rec = byPath.get(p);
-          if (!rec) { rec = { count: 0, bytes: 0, wasted: 0, layers: [] }; byPath.set(p, rec); }
-          rec.count++;
-          rec.bytes += size;
-          if (hidden) rec.wasted += size;
-          rec.layers.push(c.oid);
-        }
+      // This layer's delta (walked once, then read from the store's cache); a directory wholly hidden from
+      // above still counts, for its bytes. Its markers and entries hide only what is below it.
+      const d = deltaSizes(objects, store.gitdir, c.tree);
+      for (let k = 0; k < d.files.length; k++) {
+        const p = d.files[k];
+        const size = d.sizes[k];
+        bytes += size;
+        const hidden = isHidden(p, false);
+        if (hidden) lost += size;
+        let rec = byPath.get(p);
+        if (!rec) { rec = { count: 0, bytes: 0, wasted: 0, layers: [] }; byPath.set(p, rec); }
+        rec.count++;
+        rec.bytes += size;
+        if (hidden) rec.wasted += size;
+        rec.layers.push(c.oid);
       }
-      for (const [set, p] of hides) set.add(p);
+      for (const p of d.opaque) hiddenChildren.add(p);
+      for (const p of d.whiteouts) hiddenWhole.add(p);
+      for (const p of d.dirs) dirAbove.add(p);
+      for (const p of d.files) hiddenWhole.add(p);
       total += bytes;
       wasted += lost;
       bottomBytes = bytes;
