@@ -11,8 +11,8 @@
  * what the layers above hide: paths hidden whole, directories whose lower children are hidden (opaque) and
  * paths where a directory hides a lower non-directory. A layer's markers hide only what is below it. The cost
  * is the sum of the deltas' sizes, whatever the size of the tree; each layer's delta (its files with their sizes,
- * read from object headers, and its markers) is kept in the store's cache (store/delta-sizes.ts), keyed by its
- * tree, so a stack measured again costs a read of those entries and the walk of the layers added since.
+ * read from object headers, and its markers) is kept in the store's cache (store/delta-sizes.ts), keyed by the
+ * layer, so a stack measured again costs a read of those entries and the walk of the layers added since.
  *
  * The result is plain JSON-able data (the web viewer uses it):
  * {
@@ -22,8 +22,8 @@
  *   perLayer: [{ id, message, bytes, wastedBytes }],                        // top first
  * }
  */
-import { display } from '../errors.js';
-import { deltaSizes } from '../store/delta-sizes.js';
+import { display, ObjectError } from '../errors.js';
+import { layerSizes } from '../store/delta-sizes.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { resolveLayer } from './resolve.js';
 import type { WorkspaceOptions } from './types.js';
@@ -65,9 +65,7 @@ export interface EfficiencyOptions extends WorkspaceOptions {
 export async function efficiency(opts: EfficiencyOptions = {}): Promise<EfficiencyReport> {
   return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
     const store = ws.store;
-    const objects = store.objects;
     const top = opts.layer !== undefined ? resolveLayer(store, opts.layer).commit.oid : store.head();
-    const chain = store.layers(top);
     // What the layers above the one being walked hide.
     const hiddenWhole = new Set<string>();
     const hiddenChildren = new Set<string>();
@@ -85,15 +83,21 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
     let total = 0;
     let wasted = 0;
     let bottomBytes = 0;
-    for (const c of chain) {
+    // Down the stack by first parents, as Store.layers, each layer (its commit and its delta, walked once and
+    // then read from the store's cache) taken as it comes.
+    const seen = new Set<string>();
+    for (let next = top; next; ) {
+      if (seen.has(next)) throw new ObjectError(next, 'corrupt (commit cycle)');
+      seen.add(next);
+      const c = layerSizes(store, next);
+      next = c.parent;
       let bytes = 0;
       let lost = 0;
-      // This layer's delta (walked once, then read from the store's cache); a directory wholly hidden from
-      // above still counts, for its bytes. Its markers and entries hide only what is below it.
-      const d = deltaSizes(objects, store.gitdir, c.tree);
-      for (let k = 0; k < d.files.length; k++) {
-        const p = d.files[k];
-        const size = d.sizes[k];
+      // A directory wholly hidden from above still counts, for its bytes. A layer's markers and entries hide only
+      // what is below it.
+      for (let k = 0; k < c.files.length; k++) {
+        const p = c.files[k];
+        const size = c.sizes[k];
         bytes += size;
         const hidden = isHidden(p, false);
         if (hidden) lost += size;
@@ -104,22 +108,22 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
         if (hidden) rec.wasted += size;
         rec.layers.push(c.oid);
       }
-      for (const p of d.opaque) hiddenChildren.add(p);
-      for (const p of d.whiteouts) hiddenWhole.add(p);
-      for (const p of d.dirs) dirAbove.add(p);
-      for (const p of d.files) hiddenWhole.add(p);
+      for (const p of c.opaque) hiddenChildren.add(p);
+      for (const p of c.whiteouts) hiddenWhole.add(p);
+      for (const p of c.dirs) dirAbove.add(p);
+      for (const p of c.files) hiddenWhole.add(p);
       total += bytes;
       wasted += lost;
       bottomBytes = bytes;
-      perLayer.push({ id: c.oid, message: c.message.split('\n')[0], bytes, wastedBytes: lost });
+      perLayer.push({ id: c.oid, message: c.message, bytes, wastedBytes: lost });
     }
     const paths: WastedPath[] = [];
     for (const [p, r] of byPath) if (r.wasted > 0) paths.push({ path: display(p), count: r.count, bytes: r.bytes, wastedBytes: r.wasted, layers: r.layers });
     paths.sort((a, b) => b.wastedBytes - a.wastedBytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const userBytes = chain.length > 1 ? total - bottomBytes : 0;
+    const userBytes = perLayer.length > 1 ? total - bottomBytes : 0;
     return {
       top,
-      layers: chain.length,
+      layers: perLayer.length,
       totalBytes: total,
       unionBytes: total - wasted,
       wastedBytes: wasted,

@@ -1,20 +1,22 @@
 /**
- * A layer's delta, flattened, with the size of every file it holds: what `efficiency` (api/efficiency.ts) needs
- * of each layer, and all of it a function of the layer's tree oid alone, so it is kept once computed:
+ * A layer's delta, flattened, with the size of every file it holds, and the little of its commit that a walk
+ * down the stack needs (first parent, tree, first line of the message): what `efficiency` (api/efficiency.ts)
+ * needs of each layer. All of it is a function of the layer's commit oid alone, so it is kept once computed:
  *
- *   .glayer/glayer/cache/s/TREE    the delta of layer tree TREE (format below)
- *   .glayer/glayer/cache/tmp/      a file being written (`PID-s-TREE`), renamed into place when complete
+ *   .glayer/glayer/cache/s/LAYER   the delta of layer LAYER (a commit oid; format below)
+ *   .glayer/glayer/cache/tmp/      a file being written (`PID-s-LAYER`), renamed into place when complete
  *
- * A tree and its blobs never change, so an entry never goes stale: a stack grown by a layer reads the entries of
- * the layers it had and walks only the new layer's tree. An entry appears by one rename of a complete file, so
- * one that exists is complete (a kill leaves at most a `tmp/PID-*` file, which `glayer fsck` removes); one that
- * does not parse (another format version, a damaged disk) is computed again. Nothing is written in read-only
- * mode (`glayer serve`) or when the store cannot be written (read-only file system, another user's store, a
- * full disk): the delta is then computed and used all the same. `glayer gc` removes the entries of trees that
- * are no longer in the store.
+ * Commits, trees and blobs never change, so an entry never goes stale: a stack grown by a layer reads the
+ * entries of the layers it had (no object is inflated) and walks only the new layer's tree. An entry appears by
+ * one rename of a complete file, so one that exists is complete (a kill leaves at most a `tmp/PID-*` file,
+ * which `glayer fsck` removes); one that does not parse (another format version, a damaged disk) is computed
+ * again. Nothing is written in read-only mode (`glayer serve`) or when the store cannot be written (read-only
+ * file system, another user's store, a full disk): the delta is then computed and used all the same.
+ * `glayer gc` removes the entries of layers that are no longer reachable.
  *
- * Format (latin1, as tree entry names are held): the line `glayer-delta-sizes 1 N\n` (N records), then N
- * records, each a kind letter, a path, NUL, and for a file its size in decimal and NUL:
+ * Format (latin1, as tree entry names are held): the line `glayer-layer-sizes 1 N\n` (N records), the line
+ * `PARENT TREE\n` (PARENT `-` for none), the first line of the message as a JSON string in ASCII and `\n`,
+ * then N records, each a kind letter, a path, NUL, and for a file its size in decimal and NUL:
  *   f PATH SIZE   a file, symlink or any other non-directory entry (the metadata manifest included), and its bytes
  *   d PATH        a directory
  *   w PATH        a whiteout: PATH (the marker's target, with its directory) is hidden below this layer
@@ -27,7 +29,7 @@ import { isAbsent, isSystemRefusal } from '../errors.js';
 import { join as joinRel } from '../core/path.js';
 import { classifyEntry } from '../core/whiteout.js';
 import type { ObjectStore } from './objects.js';
-import { storeMode } from './store.js';
+import { storeMode, type Store } from './store.js';
 
 export interface DeltaSizes {
   /** Files (every non-directory entry that is not a marker), with their content sizes (same order). */
@@ -39,23 +41,32 @@ export interface DeltaSizes {
   opaque: string[];
 }
 
-const MAGIC = 'glayer-delta-sizes 1 ';
-
-/** Where the entry of layer tree `tree` is, in the store at `gitdir`. */
-export function deltaSizesFile(gitdir: string, tree: string): string {
-  return join(gitdir, 'glayer', 'cache', 's', tree);
+/** A layer: its commit's first parent, tree and first message line, and its delta. */
+export interface LayerSizes extends DeltaSizes {
+  oid: string;
+  parent: string | null;
+  tree: string;
+  message: string;
 }
 
-/** The delta of layer tree `tree`, from the cache or by walking the tree (and then kept in the cache). */
-export function deltaSizes(objects: ObjectStore, gitdir: string, tree: string): DeltaSizes {
-  const file = deltaSizesFile(gitdir, tree);
+const MAGIC = 'glayer-layer-sizes 1 ';
+
+/** Where the entry of layer `commit` is, in the store at `gitdir`. */
+export function layerSizesFile(gitdir: string, commit: string): string {
+  return join(gitdir, 'glayer', 'cache', 's', commit);
+}
+
+/** Layer `commit`, from the cache or from its commit and a walk of its tree (and then kept in the cache). */
+export function layerSizes(store: Store, commit: string): LayerSizes {
+  const file = layerSizesFile(store.gitdir, commit);
   let text: string | null = null;
   try { text = fs.readFileSync(file, 'latin1'); } catch { /* not cached (or unreadable: computed again) */ }
-  const hit = text === null ? null : parse(text);
+  const hit = text === null ? null : parse(commit, text);
   if (hit) return hit;
-  const d = walk(objects, tree);
+  const c = store.readCommit(commit);
+  const d: LayerSizes = { oid: commit, parent: c.parents[0] ?? null, tree: c.tree, message: c.message.split('\n')[0], ...walk(store.objects, c.tree) };
   if (!storeMode.readOnly) {
-    try { save(gitdir, tree, format(d)); } catch (e) {
+    try { save(store.gitdir, commit, format(d)); } catch (e) {
       // A cache: a store that cannot be written is measured all the same. (A recursive mkdir on a read-only
       // file system fails with ENOENT, not EROFS, when the parent is missing too.)
       if (!isSystemRefusal(e) && !isAbsent(e)) throw e;
@@ -84,8 +95,16 @@ export function walk(objects: ObjectStore, tree: string): DeltaSizes {
   return d;
 }
 
-export function format(d: DeltaSizes): string {
-  const parts: string[] = [`${MAGIC}${d.files.length + d.dirs.length + d.whiteouts.length + d.opaque.length}\n`];
+/** The message line as a JSON string of ASCII characters (any other escaped), so that latin1 keeps it. */
+function asciiJson(text: string): string {
+  return JSON.stringify(text).replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export function format(d: LayerSizes): string {
+  const parts: string[] = [
+    `${MAGIC}${d.files.length + d.dirs.length + d.whiteouts.length + d.opaque.length}\n`,
+    `${d.parent ?? '-'} ${d.tree}\n${asciiJson(d.message)}\n`,
+  ];
   for (let k = 0; k < d.files.length; k++) parts.push(`f${d.files[k]}\0${d.sizes[k]}\0`);
   for (const p of d.dirs) parts.push(`d${p}\0`);
   for (const p of d.whiteouts) parts.push(`w${p}\0`);
@@ -93,15 +112,22 @@ export function format(d: DeltaSizes): string {
   return parts.join('');
 }
 
-/** A cache entry's delta, or null when it is not one this version wrote whole. */
-export function parse(text: string): DeltaSizes | null {
+/** The cache entry of layer `oid`, or null when it is not one this version wrote whole. */
+export function parse(oid: string, text: string): LayerSizes | null {
   if (!text.startsWith(MAGIC)) return null;
   const nl = text.indexOf('\n');
+  const nl2 = nl < 0 ? -1 : text.indexOf('\n', nl + 1);
+  const nl3 = nl2 < 0 ? -1 : text.indexOf('\n', nl2 + 1);
+  if (nl3 < 0) return null;
   const count = Number(text.slice(MAGIC.length, nl));
-  if (nl < 0 || !Number.isSafeInteger(count) || count < 0) return null;
-  const d: DeltaSizes = { files: [], sizes: [], dirs: [], whiteouts: [], opaque: [] };
+  const ids = /^(-|[0-9a-f]{40}) ([0-9a-f]{40})$/.exec(text.slice(nl + 1, nl2));
+  if (!Number.isSafeInteger(count) || count < 0 || !ids) return null;
+  let message: unknown;
+  try { message = JSON.parse(text.slice(nl2 + 1, nl3)); } catch { return null; }
+  if (typeof message !== 'string') return null;
+  const d: LayerSizes = { oid, parent: ids[1] === '-' ? null : ids[1], tree: ids[2], message, files: [], sizes: [], dirs: [], whiteouts: [], opaque: [] };
   let n = 0;
-  let p = nl + 1;
+  let p = nl3 + 1;
   while (p < text.length) {
     const end = text.indexOf('\0', p);
     if (end < 0) return null;
@@ -126,12 +152,12 @@ export function parse(text: string): DeltaSizes | null {
 }
 
 /** Write the entry whole under a temporary name, then rename it into place (another process may race: same bytes). */
-function save(gitdir: string, tree: string, text: string): void {
-  const file = deltaSizesFile(gitdir, tree);
+function save(gitdir: string, commit: string, text: string): void {
+  const file = layerSizesFile(gitdir, commit);
   const tmpDir = join(gitdir, 'glayer', 'cache', 'tmp');
   fs.mkdirSync(join(gitdir, 'glayer', 'cache', 's'), { recursive: true });
   fs.mkdirSync(tmpDir, { recursive: true });
-  const tmp = join(tmpDir, `${process.pid}-s-${tree}`);
+  const tmp = join(tmpDir, `${process.pid}-s-${commit}`);
   try {
     fs.writeFileSync(tmp, text, 'latin1');
     fs.renameSync(tmp, file);
@@ -141,7 +167,7 @@ function save(gitdir: string, tree: string, text: string): void {
   }
 }
 
-/** The trees the cache holds entries for. */
-export function cachedDeltaTrees(gitdir: string): string[] {
+/** The layers the cache holds entries for. */
+export function cachedLayers(gitdir: string): string[] {
   try { return fs.readdirSync(join(gitdir, 'glayer', 'cache', 's')).filter((n) => /^[0-9a-f]{40}$/.test(n)); } catch { return []; }
 }

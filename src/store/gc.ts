@@ -11,7 +11,7 @@
  * 3. Unreachable objects younger than the cutoff (default: two weeks, as git) stay, as loose objects with
  *    their age kept (the mtime of the pack or file they came from); older ones go. Then the old packs and the
  *    loose objects now packed are removed, the union cache keeps only lines of reachable layers and the
- *    efficiency cache only the entries of reachable trees.
+ *    efficiency cache only the entries of reachable layers.
  *
  * Safety: the caller holds the workspace lock, so no glayer writer runs meanwhile; a reader that listed the
  * old packs finds the new one (ObjectStore.read looks again when a pack vanished). A kill before the rename
@@ -19,7 +19,7 @@
  */
 import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
-import { cachedDeltaTrees, deltaSizesFile } from './delta-sizes.js';
+import { cachedLayers, layerSizesFile } from './delta-sizes.js';
 import { parseTree, type ObjectType } from './objects.js';
 import { encodeDelta, PackFileWriter } from './repack.js';
 import { listRefs, readRef, reflogOids, type ReflogEntry } from './refs.js';
@@ -201,10 +201,10 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
     fs.writeFileSync(unionsFile + '.tmp', keptLines.map((l) => l + '\n').join(''));
     fs.renameSync(unionsFile + '.tmp', unionsFile);
   }
-  // The efficiency cache (delta-sizes.ts): entries of trees that are no longer reachable go with them (a cache:
+  // The efficiency cache (delta-sizes.ts): entries of layers that are no longer reachable go with them (a cache:
   // one that cannot be removed now is removed by a later gc, and is never wrong meanwhile).
-  for (const t of cachedDeltaTrees(gitdir)) {
-    if (!kind.has(t)) { try { fs.rmSync(deltaSizesFile(gitdir, t), { force: true }); } catch { /* next gc */ } }
+  for (const c of cachedLayers(gitdir)) {
+    if (kind.get(c) !== 'commit') { try { fs.rmSync(layerSizesFile(gitdir, c), { force: true }); } catch { /* next gc */ } }
   }
   return {
     bytesBefore, bytesAfter: sizeOfObjects(objects.objectsDir), objectsBefore: all.size, packed: total, deltas, pruned, keptUnreachable: kept,
