@@ -78,7 +78,17 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
         if (k < 0) return false;
       }
     };
-    const byPath = new Map<string, { count: number; bytes: number; wasted: number; layers: string[] }>();
+    // Per path (by slot, in order of first sight): how many layers hold it, their bytes, the wasted part, and the
+    // newest sighting of a list of them (each sighting: the layer's index in perLayer, the previous sighting). In
+    // typed arrays: a deep stack over a large tree has tens of thousands of paths, most of them never wasted.
+    const slotOf = new Map<string, number>();
+    let counts = new Uint32Array(1024);
+    let held = new Float64Array(1024);
+    let lostAt = new Float64Array(1024);
+    let newest = new Int32Array(1024);
+    let sightLayer = new Int32Array(1024);
+    let sightPrev = new Int32Array(1024);
+    let sights = 0;
     const perLayer: LayerEfficiency[] = [];
     let total = 0;
     let wasted = 0;
@@ -101,12 +111,20 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
         bytes += size;
         const hidden = isHidden(p, false);
         if (hidden) lost += size;
-        let rec = byPath.get(p);
-        if (!rec) { rec = { count: 0, bytes: 0, wasted: 0, layers: [] }; byPath.set(p, rec); }
-        rec.count++;
-        rec.bytes += size;
-        if (hidden) rec.wasted += size;
-        rec.layers.push(c.oid);
+        let slot = slotOf.get(p);
+        if (slot === undefined) {
+          slot = slotOf.size;
+          slotOf.set(p, slot);
+          if (slot === counts.length) { counts = grow(counts); held = grow(held); lostAt = grow(lostAt); newest = grow(newest); }
+          newest[slot] = -1;
+        }
+        counts[slot]++;
+        held[slot] += size;
+        if (hidden) lostAt[slot] += size;
+        if (sights === sightLayer.length) { sightLayer = grow(sightLayer); sightPrev = grow(sightPrev); }
+        sightLayer[sights] = perLayer.length;
+        sightPrev[sights] = newest[slot];
+        newest[slot] = sights++;
       }
       for (const p of c.opaque) hiddenChildren.add(p);
       for (const p of c.whiteouts) hiddenWhole.add(p);
@@ -118,7 +136,12 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
       perLayer.push({ id: c.oid, message: c.message, bytes, wastedBytes: lost });
     }
     const paths: WastedPath[] = [];
-    for (const [p, r] of byPath) if (r.wasted > 0) paths.push({ path: display(p), count: r.count, bytes: r.bytes, wastedBytes: r.wasted, layers: r.layers });
+    for (const [p, slot] of slotOf) {
+      if (lostAt[slot] === 0) continue;
+      const layers: string[] = [];
+      for (let k = newest[slot]; k >= 0; k = sightPrev[k]) layers.push(perLayer[sightLayer[k]].id);
+      paths.push({ path: display(p), count: counts[slot], bytes: held[slot], wastedBytes: lostAt[slot], layers: layers.reverse() });
+    }
     paths.sort((a, b) => b.wastedBytes - a.wastedBytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     const userBytes = perLayer.length > 1 ? total - bottomBytes : 0;
     return {
@@ -134,4 +157,11 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
       perLayer,
     };
   }, { lock: false });
+}
+
+/** A typed array twice as long, with the same first elements. */
+function grow<T extends Uint32Array | Int32Array | Float64Array>(a: T): T {
+  const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+  b.set(a);
+  return b;
 }

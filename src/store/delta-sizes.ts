@@ -151,18 +151,27 @@ export function parse(oid: string, text: string): LayerSizes | null {
   return n === count ? d : null;
 }
 
+/** Stores whose cache directories this process made (or found): one mkdir each, not one per entry. */
+const madeDirs = new Set<string>();
+
 /** Write the entry whole under a temporary name, then rename it into place (another process may race: same bytes). */
-function save(gitdir: string, commit: string, text: string): void {
+function save(gitdir: string, commit: string, text: string, again = false): void {
   const file = layerSizesFile(gitdir, commit);
   const tmpDir = join(gitdir, 'glayer', 'cache', 'tmp');
-  fs.mkdirSync(join(gitdir, 'glayer', 'cache', 's'), { recursive: true });
-  fs.mkdirSync(tmpDir, { recursive: true });
+  const known = madeDirs.has(gitdir);
+  if (!known) {
+    fs.mkdirSync(join(gitdir, 'glayer', 'cache', 's'), { recursive: true });
+    fs.mkdirSync(tmpDir, { recursive: true });
+    madeDirs.add(gitdir);
+  }
   const tmp = join(tmpDir, `${process.pid}-s-${commit}`);
   try {
     fs.writeFileSync(tmp, text, 'latin1');
     fs.renameSync(tmp, file);
   } catch (e) {
     try { fs.rmSync(tmp, { force: true }); } catch { /* fsck removes it */ }
+    // The directories went since this process made them (the cache was removed by hand): make them again, once.
+    if (known && !again && isAbsent(e)) { madeDirs.delete(gitdir); save(gitdir, commit, text, true); return; }
     throw e;
   }
 }

@@ -331,7 +331,9 @@ function applyDelta(oid: string, base: Buffer, delta: Buffer): Buffer {
 
 /** What a zlib stream's first bytes inflate to (as much as they give), or null when they are not zlib data. */
 function inflateHead(comp: Buffer): Buffer | null {
-  try { return zlib.inflateSync(comp, { finishFlush: zlib.constants.Z_SYNC_FLUSH }); } catch { return null; }
+  // Small output chunks: the header is in the first few dozen bytes (zlib's default chunk is 16 KiB, allocated
+  // on every call).
+  try { return zlib.inflateSync(comp, { finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: 1024 }); } catch { return null; }
 }
 
 /** The base and result sizes a delta starts with, or null when `delta` is too short to hold both. */
