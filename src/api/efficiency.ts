@@ -10,7 +10,9 @@
  * The walk goes down the stack, top layer first, through each layer's *delta* only (never a union), keeping
  * what the layers above hide: paths hidden whole, directories whose lower children are hidden (opaque) and
  * paths where a directory hides a lower non-directory. A layer's markers hide only what is below it. The cost
- * is the sum of the deltas' sizes, whatever the size of the tree.
+ * is the sum of the deltas' sizes, whatever the size of the tree; each layer's delta (its files with their sizes,
+ * read from object headers, and its markers) is kept in the store's cache (store/delta-sizes.ts), keyed by the
+ * layer, so a stack measured again costs a read of those entries and the walk of the layers added since.
  *
  * The result is plain JSON-able data (the web viewer uses it):
  * {
@@ -20,9 +22,8 @@
  *   perLayer: [{ id, message, bytes, wastedBytes }],                        // top first
  * }
  */
-import { classifyEntry } from '../core/whiteout.js';
-import { join } from '../core/path.js';
-import { display } from '../errors.js';
+import { display, ObjectError } from '../errors.js';
+import { layerSizes } from '../store/delta-sizes.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { resolveLayer } from './resolve.js';
 import type { WorkspaceOptions } from './types.js';
@@ -64,9 +65,7 @@ export interface EfficiencyOptions extends WorkspaceOptions {
 export async function efficiency(opts: EfficiencyOptions = {}): Promise<EfficiencyReport> {
   return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
     const store = ws.store;
-    const objects = store.objects;
     const top = opts.layer !== undefined ? resolveLayer(store, opts.layer).commit.oid : store.head();
-    const chain = store.layers(top);
     // What the layers above the one being walked hide.
     const hiddenWhole = new Set<string>();
     const hiddenChildren = new Set<string>();
@@ -79,52 +78,75 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
         if (k < 0) return false;
       }
     };
-    const byPath = new Map<string, { count: number; bytes: number; wasted: number; layers: string[] }>();
+    // Per path (by slot, in order of first sight): how many layers hold it, their bytes, the wasted part, and the
+    // newest sighting of a list of them (each sighting: the layer's index in perLayer, the previous sighting). In
+    // typed arrays: a deep stack over a large tree has tens of thousands of paths, most of them never wasted.
+    const slotOf = new Map<string, number>();
+    let counts = new Uint32Array(1024);
+    let held = new Float64Array(1024);
+    let lostAt = new Float64Array(1024);
+    let newest = new Int32Array(1024);
+    let sightLayer = new Int32Array(1024);
+    let sightPrev = new Int32Array(1024);
+    let sights = 0;
     const perLayer: LayerEfficiency[] = [];
     let total = 0;
     let wasted = 0;
     let bottomBytes = 0;
-    for (const c of chain) {
+    // Down the stack by first parents, as Store.layers, each layer (its commit and its delta, walked once and
+    // then read from the store's cache) taken as it comes.
+    const seen = new Set<string>();
+    for (let next = top; next; ) {
+      if (seen.has(next)) throw new ObjectError(next, 'corrupt (commit cycle)');
+      seen.add(next);
+      const c = layerSizes(store, next);
+      next = c.parent;
       let bytes = 0;
       let lost = 0;
-      const hides: Array<[Set<string>, string]> = [];
-      // Depth first through this layer's delta; a directory wholly hidden from above is still walked, for its bytes.
-      const todo: Array<{ tree: string; prefix: string }> = [{ tree: c.tree, prefix: '' }];
-      while (todo.length) {
-        const { tree, prefix } = todo.pop()!;
-        for (const e of objects.readTree(tree)) {
-          const m = classifyEntry(e);
-          if (m.kind === 'opaque') { hides.push([hiddenChildren, prefix]); continue; }
-          if (m.kind === 'whiteout') { hides.push([hiddenWhole, join(prefix, m.target)]); continue; }
-          if (m.kind === 'invalid') continue;
-          const p = join(prefix, e.name);
-          if (e.mode === '40000') { todo.push({ tree: e.oid, prefix: p }); hides.push([dirAbove, p]); continue; }
-          const size = objects.sizeOf(e.oid);
-          bytes += size;
-          const hidden = isHidden(p, false);
-          if (hidden) lost += size;
-          hides.push([hiddenWhole, p]);
-          let rec = byPath.get(p);
-          if (!rec) { rec = { count: 0, bytes: 0, wasted: 0, layers: [] }; byPath.set(p, rec); }
-          rec.count++;
-          rec.bytes += size;
-          if (hidden) rec.wasted += size;
-          rec.layers.push(c.oid);
+      // A directory wholly hidden from above still counts, for its bytes. A layer's markers and entries hide only
+      // what is below it.
+      for (let k = 0; k < c.files.length; k++) {
+        const p = c.files[k];
+        const size = c.sizes[k];
+        bytes += size;
+        const hidden = isHidden(p, false);
+        if (hidden) lost += size;
+        let slot = slotOf.get(p);
+        if (slot === undefined) {
+          slot = slotOf.size;
+          slotOf.set(p, slot);
+          if (slot === counts.length) { counts = grow(counts); held = grow(held); lostAt = grow(lostAt); newest = grow(newest); }
+          newest[slot] = -1;
         }
+        counts[slot]++;
+        held[slot] += size;
+        if (hidden) lostAt[slot] += size;
+        if (sights === sightLayer.length) { sightLayer = grow(sightLayer); sightPrev = grow(sightPrev); }
+        sightLayer[sights] = perLayer.length;
+        sightPrev[sights] = newest[slot];
+        newest[slot] = sights++;
       }
-      for (const [set, p] of hides) set.add(p);
+      for (const p of c.opaque) hiddenChildren.add(p);
+      for (const p of c.whiteouts) hiddenWhole.add(p);
+      for (const p of c.dirs) dirAbove.add(p);
+      for (const p of c.files) hiddenWhole.add(p);
       total += bytes;
       wasted += lost;
       bottomBytes = bytes;
-      perLayer.push({ id: c.oid, message: c.message.split('\n')[0], bytes, wastedBytes: lost });
+      perLayer.push({ id: c.oid, message: c.message, bytes, wastedBytes: lost });
     }
     const paths: WastedPath[] = [];
-    for (const [p, r] of byPath) if (r.wasted > 0) paths.push({ path: display(p), count: r.count, bytes: r.bytes, wastedBytes: r.wasted, layers: r.layers });
+    for (const [p, slot] of slotOf) {
+      if (lostAt[slot] === 0) continue;
+      const layers: string[] = [];
+      for (let k = newest[slot]; k >= 0; k = sightPrev[k]) layers.push(perLayer[sightLayer[k]].id);
+      paths.push({ path: display(p), count: counts[slot], bytes: held[slot], wastedBytes: lostAt[slot], layers: layers.reverse() });
+    }
     paths.sort((a, b) => b.wastedBytes - a.wastedBytes || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const userBytes = chain.length > 1 ? total - bottomBytes : 0;
+    const userBytes = perLayer.length > 1 ? total - bottomBytes : 0;
     return {
       top,
-      layers: chain.length,
+      layers: perLayer.length,
       totalBytes: total,
       unionBytes: total - wasted,
       wastedBytes: wasted,
@@ -135,4 +157,11 @@ export async function efficiency(opts: EfficiencyOptions = {}): Promise<Efficien
       perLayer,
     };
   }, { lock: false });
+}
+
+/** A typed array twice as long, with the same first elements. */
+function grow<T extends Uint32Array | Int32Array | Float64Array>(a: T): T {
+  const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+  b.set(a);
+  return b;
 }

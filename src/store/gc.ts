@@ -10,7 +10,8 @@
  *    The pack is synced and renamed into place before anything is removed.
  * 3. Unreachable objects younger than the cutoff (default: two weeks, as git) stay, as loose objects with
  *    their age kept (the mtime of the pack or file they came from); older ones go. Then the old packs and the
- *    loose objects now packed are removed, and the union cache keeps only lines of reachable layers.
+ *    loose objects now packed are removed, the union cache keeps only lines of reachable layers and the
+ *    efficiency cache only the entries of reachable layers.
  *
  * Safety: the caller holds the workspace lock, so no glayer writer runs meanwhile; a reader that listed the
  * old packs finds the new one (ObjectStore.read looks again when a pack vanished). A kill before the rename
@@ -18,6 +19,7 @@
  */
 import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
+import { cachedLayers, layerSizesFile } from './delta-sizes.js';
 import { parseTree, type ObjectType } from './objects.js';
 import { encodeDelta, PackFileWriter } from './repack.js';
 import { listRefs, readRef, reflogOids, type ReflogEntry } from './refs.js';
@@ -198,6 +200,11 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
   if (dropped) {
     fs.writeFileSync(unionsFile + '.tmp', keptLines.map((l) => l + '\n').join(''));
     fs.renameSync(unionsFile + '.tmp', unionsFile);
+  }
+  // The efficiency cache (delta-sizes.ts): entries of layers that are no longer reachable go with them (a cache:
+  // one that cannot be removed now is removed by a later gc, and is never wrong meanwhile).
+  for (const c of cachedLayers(gitdir)) {
+    if (kind.get(c) !== 'commit') { try { fs.rmSync(layerSizesFile(gitdir, c), { force: true }); } catch { /* next gc */ } }
   }
   return {
     bytesBefore, bytesAfter: sizeOfObjects(objects.objectsDir), objectsBefore: all.size, packed: total, deltas, pruned, keptUnreachable: kept,

@@ -183,18 +183,34 @@ class Pack {
     yield* inflateChunks(oid, fs.createReadStream(this.packPath, { start, end: end - 1 }), `blob ${size}\0`);
   }
 
-  /** The content size of the entry at `offset`: from its header, or the result size of a delta. */
-  sizeAt(oid: string, offset: number, store: ObjectStore): number {
+  /**
+   * The content size of the entry at `offset`, without inflating the object: a whole entry's header gives it;
+   * a delta's result size is the second number at the start of its delta data, so only the first bytes of that
+   * are inflated (never the base, nor the whole delta).
+   */
+  sizeAt(oid: string, offset: number): number {
     this.open();
-    const head = Buffer.alloc(32);
-    fs.readSync(this.fd, head, 0, 32, offset);
-    const typeNum = (head[0] >> 4) & 7;
-    if (typeNum >= 1 && typeNum <= 4) {
-      let p = 0, c = head[p++], size = c & 15, shift = 4;
-      while (c & 0x80) { c = head[p++]; size += (c & 0x7f) * 2 ** shift; shift += 7; }
-      return size;
+    // One read for the entry header and the first compressed bytes; more only if those do not hold the sizes.
+    let want = 96;
+    for (;;) {
+      const len = Math.max(0, Math.min(want, this.packSize - 20 - offset));
+      const buf = Buffer.allocUnsafe(len);
+      const got = fs.readSync(this.fd, buf, 0, len, offset);
+      let p = 0, c = buf[p++], size = c & 15, shift = 4;
+      const typeNum = (c >> 4) & 7;
+      while (c & 0x80) { if (p >= got) throw new ObjectError(oid, 'corrupt (truncated pack entry)'); c = buf[p++]; size += (c & 0x7f) * 2 ** shift; shift += 7; }
+      if (typeNum >= 1 && typeNum <= 4) return size;
+      if (typeNum === 6) { do { if (p >= got) throw new ObjectError(oid, 'corrupt (truncated pack entry)'); c = buf[p++]; } while (c & 0x80); }
+      else if (typeNum === 7) p += 20;
+      else throw new ObjectError(oid, `corrupt (bad pack entry type ${typeNum})`);
+      if (p > got) throw new ObjectError(oid, 'corrupt (truncated pack entry)');
+      const out = inflateHead(buf.subarray(p, got));
+      const sizes = out && deltaSizes(out);
+      if (sizes) return sizes.result;
+      const end = this.entryEnd(offset);
+      if (offset + got >= end) throw new ObjectError(oid, 'corrupt (bad delta header)');
+      want = want < 4096 ? Math.min(4096, end - offset) : end - offset;
     }
-    return this.read(oid, offset, store).data.length;
   }
 
   read(oid: string, offset: number, store: ObjectStore, depth = 0): GitObject {
@@ -311,6 +327,26 @@ function applyDelta(oid: string, base: Buffer, delta: Buffer): Buffer {
   }
   if (o !== size) throw new ObjectError(oid, 'corrupt (delta size mismatch)');
   return out;
+}
+
+/** What a zlib stream's first bytes inflate to (as much as they give), or null when they are not zlib data. */
+function inflateHead(comp: Buffer): Buffer | null {
+  // Small output chunks: the header is in the first few dozen bytes (zlib's default chunk is 16 KiB, allocated
+  // on every call).
+  try { return zlib.inflateSync(comp, { finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: 1024 }); } catch { return null; }
+}
+
+/** The base and result sizes a delta starts with, or null when `delta` is too short to hold both. */
+function deltaSizes(delta: Buffer): { base: number; result: number } | null {
+  let p = 0;
+  const varint = (): number => {
+    let v = 0, s = 0, c;
+    do { if (p >= delta.length || s > 49) return -1; c = delta[p++]; v += (c & 0x7f) * 2 ** s; s += 7; } while (c & 0x80);
+    return v;
+  };
+  const base = varint();
+  const result = base < 0 ? -1 : varint();
+  return result < 0 ? null : { base, result };
 }
 
 // ---- the store --------------------------------------------------------------------------------------------
@@ -470,9 +506,15 @@ export class ObjectStore implements TreeSink {
   /** Size of an object's content, reading only its header where it can. */
   sizeOf(oid: string): number {
     const at = this.packed(oid);
-    if (at) return at.pack.sizeAt(oid, at.offset, this);
-    const loose = this.loosePath(oid);
-    if (fs.existsSync(loose)) return readLooseHeader(oid, loose).size;
+    if (at) {
+      try { return at.pack.sizeAt(oid, at.offset); } catch (e) {
+        // A gc may have replaced the pack since we listed them: read() looks again.
+        if (!(e instanceof ObjectError) || fs.existsSync(at.pack.packPath)) throw e;
+        return this.read(oid).data.length;
+      }
+    }
+    const head = readLooseHeader(oid, this.loosePath(oid));
+    if (head) return head.size;
     return this.read(oid).data.length;
   }
 
@@ -571,17 +613,29 @@ function parseLoose(oid: string, raw: Buffer): GitObject {
   return { type, data };
 }
 
-function readLooseHeader(oid: string, file: string): { type: string; size: number } {
-  const fd = fs.openSync(file, 'r');
+/**
+ * A loose object's type and size from the first bytes of its file (inflating only those), or null when there is
+ * no such file.
+ */
+function readLooseHeader(oid: string, file: string): { type: string; size: number } | null {
+  let fd: number;
+  try { fd = fs.openSync(file, 'r'); } catch (e) {
+    if (isAbsent(e)) return null;
+    throw new ObjectError(oid, `unreadable (${(e as NodeJS.ErrnoException).code})`);
+  }
   try {
-    const buf = Buffer.alloc(256);
-    const n = fs.readSync(fd, buf, 0, 256, 0);
-    let out: Buffer;
-    try { out = zlib.inflateSync(buf.subarray(0, n), { finishFlush: zlib.constants.Z_SYNC_FLUSH }); } catch { throw new ObjectError(oid, 'corrupt (bad compressed data)'); }
-    const nul = out.indexOf(0);
-    const sp = out.indexOf(0x20);
-    if (nul < 0 || sp < 0) throw new ObjectError(oid, 'corrupt (bad header)');
-    return { type: out.toString('latin1', 0, sp), size: Number(out.toString('latin1', sp + 1, nul)) };
+    // "blob 123\0" comes out of the first few dozen bytes; a large dynamic Huffman table can take more.
+    for (let want = 128; ; want *= 8) {
+      const buf = Buffer.allocUnsafe(want);
+      const n = fs.readSync(fd, buf, 0, want, 0);
+      const out = inflateHead(buf.subarray(0, n));
+      if (!out) throw new ObjectError(oid, 'corrupt (bad compressed data)');
+      const nul = out.indexOf(0);
+      if (nul < 0 && n === want && want < 1 << 24) continue;
+      const sp = out.indexOf(0x20);
+      if (nul < 0 || sp < 0 || sp > nul) throw new ObjectError(oid, 'corrupt (bad header)');
+      return { type: out.toString('latin1', 0, sp), size: Number(out.toString('latin1', sp + 1, nul)) };
+    }
   } finally {
     fs.closeSync(fd);
   }

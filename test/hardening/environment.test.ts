@@ -152,6 +152,7 @@ const READERS: Array<[string[], RegExp]> = [
   [['info'], /layers\s+2/],
   [['blame', 'etc/hostname'], /hostname/],
   [['fsck', '--dry-run'], /ok/],
+  [['efficiency'], /efficiency\s+\d/],
 ];
 
 async function readersAnswer(ws: string, as: (args: string[]) => Promise<Child>): Promise<void> {
@@ -178,8 +179,10 @@ rootIt('a read-only bind mount: the reading commands answer without writing; the
   } finally {
     spawnSync('umount', ['-l', ws]);
   }
-  // Nothing was written: the edits are recorded by the first status with write access.
+  // Nothing was written: the edits are recorded by the first status with write access, and efficiency kept no
+  // cache entry.
   assert.is(head(join(ws, '.glayer')), before);
+  assert.not.ok(fs.existsSync(join(ws, '.glayer', 'glayer', 'cache', 's')), 'no efficiency cache entry');
   assert.is((await ok(ws, 'status')).stdout, 'D etc/hostname\nA etc/motd\n');
   fsck(join(ws, '.glayer'));
 });
@@ -194,6 +197,7 @@ rootIt("another user's workspace: `nobody` can read root's workspace with every 
   await readersAnswer(ws, asNobody);
   oneLine(await asNobody(['commit', '-m', 'x']), 77, 'commit as nobody', /^glayer: permission denied while .*\.glayer/);
   assert.is(head(join(ws, '.glayer')), before);
+  assert.not.ok(fs.existsSync(join(ws, '.glayer', 'glayer', 'cache', 's')), 'no efficiency cache entry');
   assert.is((await ok(ws, 'status')).stdout, 'D etc/hostname\nA etc/motd\n');
   fsck(join(ws, '.glayer'));
 });
