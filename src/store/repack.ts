@@ -705,7 +705,7 @@ export function repack(objects: ObjectStore, sources: PackSources, input: Repack
     if (o.type !== types.get(oid) || hashObject(o.type, o.data) !== oid) throw new ObjectError(oid, 'corrupt (hash mismatch)');
     return o.data;
   };
-  const writeWhole = (oid: string): void => { w.add(oid, types.get(oid)!, contentOf(oid)); tick(); };
+  const writeWhole = (oid: string, data = contentOf(oid)): void => { w.add(oid, types.get(oid)!, data); tick(); };
 
   /** Write one object as its old pack holds it (a copy), or whole when that cannot be. */
   const writeFromSource = (oid: string, h: EntryHead | null): void => {
@@ -796,11 +796,13 @@ export function repack(objects: ObjectStore, sources: PackSources, input: Repack
             w.addDelta(c.oid, bestBase.oid, best);
             depth.set(c.oid, bestBase.depth + 1);
             newDeltas++;
+            tick();
           } else if (raw) {
             w.addRaw(c.oid, raw, sources.crc(c.oid));
             reusedWhole++;
-          } else w.add(c.oid, types.get(c.oid)!, data);
-          tick();
+            tick();
+          } else if (c.h && c.h.baseOid === null) writeFromSource(c.oid, c.h); // a large entry: copied in pieces
+          else writeWhole(c.oid, data);
         }
         window.push({ oid: c.oid, size: c.size, data, depth: depth.get(c.oid) ?? 0, index: null });
         windowBytes += data.length;
