@@ -4,9 +4,11 @@
  * 1. Reachable: everything named by a ref (stacks, tags, remote-tracking stacks, glayer's refs), HEAD, every
  *    reflog entry, and the union-cache trees of reachable layers; commits' trees and parents, tags' objects,
  *    trees' entries, walked with the path each tree and blob was first seen at.
- * 2. One new pack holds every reachable object. Trees and blobs are grouped by path and each group sorted by size,
- *    largest first; an object is stored as a delta against the previous one of its group (a version of the
- *    same path, as git's heuristics mostly find) when that is less than half its size, chains at most 50 deep.
+ * 2. One new pack holds every reachable object (repack.ts). What the old packs hold is copied as it is, compressed
+ *    (deltas whose base goes into the new pack included), as git's pack-objects reuses objects and deltas.
+ *    Trees and blobs not stored as deltas yet are grouped by path (versions of the same path, as git's name
+ *    hash mostly finds), each group sorted by size, largest first, and each object is stored as a delta against
+ *    one of the previous objects of its group when that is less than half its size, chains at most 50 deep.
  *    The pack is synced and renamed into place before anything is removed.
  * 3. Unreachable objects younger than the cutoff (default: two weeks, as git) stay, as loose objects with
  *    their age kept (the mtime of the pack or file they came from); older ones go. Then the old packs and the
@@ -21,7 +23,7 @@ import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
 import { cachedLayers, layerSizesFile } from './delta-sizes.js';
 import { parseTree, type ObjectType } from './objects.js';
-import { encodeDelta, PackFileWriter } from './repack.js';
+import { PackSources, repack, type RepackReport } from './repack.js';
 import { listRefs, readRef, reflogOids, type ReflogEntry } from './refs.js';
 import type { Store } from './store.js';
 
@@ -39,6 +41,11 @@ export interface GcReport {
   /** Objects in the new pack, how many are deltas, and unreachable objects removed or kept (too young). */
   packed: number;
   deltas: number;
+  /** Of the new pack's entries: deltas and whole objects copied from the old packs as they were. */
+  reusedDeltas: number;
+  reusedWhole: number;
+  /** Bytes of the new pack and its index. */
+  packBytes: number;
   pruned: number;
   keptUnreachable: number;
   packsRemoved: number;
@@ -60,25 +67,47 @@ function sizeOfObjects(dir: string): number {
 }
 
 export function collectGarbage(store: Store, opts: GcOptions): GcReport {
+  const bytesBefore = sizeOfObjects(store.objects.objectsDir);
+  const packs = store.objects.packList();
+  const sources = new PackSources(store.objects, packs);
+  try {
+    return collect(store, opts, packs, sources, bytesBefore);
+  } finally {
+    sources.close();
+  }
+}
+
+function collect(store: Store, opts: GcOptions, packs: ReadonlyArray<{ path: string }>, sources: PackSources, bytesBefore: number): GcReport {
   const objects = store.objects;
   const gitdir = store.gitdir;
-  const bytesBefore = sizeOfObjects(objects.objectsDir);
-  const packs = objects.packList();
   const loose = [...objects.looseOids()];
-  const all = new Map<string, number>(); // oid -> age (mtime ms)
-  for (const p of packs) {
-    const mtime = fs.statSync(p.path).mtimeMs;
-    for (const oid of p.oids()) all.set(oid, Math.max(all.get(oid) ?? 0, mtime));
-  }
+  // Ages (mtime, ms): a packed object's is its pack's (the newest one's when several packs hold it).
+  const packAge = packs.map((p) => fs.statSync(p.path).mtimeMs);
+  const moreAge = new Map<string, number>(); // objects in several packs, or loose too
+  packs.forEach((_, i) => {
+    const src = sources.packs[i];
+    for (let k = 0; k < src.n; k++) {
+      const oid = src.oidAt(k);
+      const prev = sources.add(oid, i, k);
+      if (prev >= 0) moreAge.set(oid, Math.max(moreAge.get(oid) ?? packAge[prev], packAge[i]));
+    }
+  });
+  const looseOnly: string[] = [];
   for (const oid of loose) {
-    try { all.set(oid, Math.max(all.get(oid) ?? 0, fs.statSync(objects.looseFile(oid)).mtimeMs)); } catch { /* raced */ }
+    let mtime: number;
+    try { mtime = fs.statSync(objects.looseFile(oid)).mtimeMs; } catch { continue; /* raced */ }
+    const p = sources.packOf(oid);
+    if (p < 0) looseOnly.push(oid);
+    moreAge.set(oid, Math.max(moreAge.get(oid) ?? (p < 0 ? 0 : packAge[p]), mtime));
   }
+  const ageOf = (oid: string): number => moreAge.get(oid) ?? packAge[sources.packOf(oid)] ?? 0;
+  const exists = (oid: string): boolean => sources.packOf(oid) >= 0 || moreAge.has(oid);
 
   // 1. What is reachable, with the path each tree and blob was first seen at.
   const roots = new Set<string>();
   for (const [, oid] of listRefs(gitdir, 'refs/')) roots.add(oid);
   try { const h = readRef(gitdir, 'HEAD'); if (h) roots.add(h); } catch { /* unborn */ }
-  for (const oid of reflogOids(gitdir)) if (all.has(oid)) roots.add(oid);
+  for (const oid of reflogOids(gitdir)) if (exists(oid)) roots.add(oid);
   const kind = new Map<string, ObjectType>();
   const pathOf = new Map<string, string>();
   const commits: string[] = [];
@@ -88,7 +117,7 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
       const { oid, type, path } = todo.pop()!;
       if (kind.has(oid)) continue;
       if (type === 'blob') { kind.set(oid, 'blob'); pathOf.set(oid, path); continue; }
-      const o = objects.read(oid);
+      const o = sources.read(oid);
       kind.set(oid, o.type);
       if (o.type === 'commit') {
         commits.push(oid);
@@ -118,14 +147,15 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
   for (const line of unionText.split('\n')) {
     if (line === '') continue;
     const [c, t] = line.split(' ');
-    if (kind.get(c) === 'commit' && t && all.has(t)) { keptLines.push(line); todo.push({ oid: t, type: 'tree', path: '' }); }
+    if (kind.get(c) === 'commit' && t && exists(t)) { keptLines.push(line); todo.push({ oid: t, type: 'tree', path: '' }); }
     else dropped++;
   }
   visit();
 
-  // 2. The new pack: commits and tags first, then trees and blobs by path, largest first, deltas along each group.
-  const order: string[] = [...commits];
-  for (const [oid, k] of kind) if (k === 'tag') order.push(oid);
+  // 2. The new pack: commits and tags first, then trees and blobs by path (repack.ts: copies of what the old
+  // packs hold, deltas along each group).
+  const first: string[] = [...commits];
+  for (const [oid, k] of kind) if (k === 'tag') first.push(oid);
   const groups = new Map<string, string[]>();
   for (const [oid, k] of kind) {
     if (k !== 'tree' && k !== 'blob') continue;
@@ -134,51 +164,33 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
     if (g) g.push(oid); else groups.set(key, [oid]);
   }
   const total = kind.size;
-  let deltas = 0;
   let packName: string | null = null;
+  let r: RepackReport | null = null;
   if (total > 0) {
-    const w = new PackFileWriter(join(objects.objectsDir, 'pack'), total);
-    try {
-      let done = 0;
-      const tick = (): void => { if (opts.onProgress && (++done % 1000 === 0 || done === total)) opts.onProgress({ phase: 'gc: packing', done, total }); };
-      for (const oid of order) { const o = objects.read(oid); w.add(oid, o.type, o.data); tick(); }
-      for (const [, oids] of [...groups].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-        const items = oids.map((oid) => ({ oid, size: objects.sizeOf(oid) })).sort((a, b) => b.size - a.size || (a.oid < b.oid ? -1 : 1));
-        let prev: { oid: string; data: Buffer; depth: number } | null = null;
-        for (const it of items) {
-          const o = objects.read(it.oid);
-          let depth = 0;
-          const delta: Buffer | null = prev && prev.depth < 50 && o.data.length >= 64 ? encodeDelta(prev.data, o.data) : null;
-          if (delta) { w.addDelta(it.oid, prev!.oid, delta); deltas++; depth = prev!.depth + 1; }
-          else w.add(it.oid, o.type, o.data);
-          prev = { oid: it.oid, data: o.data, depth };
-          tick();
-        }
-      }
-      packName = w.finish().name;
-    } catch (e) {
-      w.abort();
-      throw e;
-    }
+    let done = 0;
+    const tick = (): void => { if (opts.onProgress && (++done % 1000 === 0 || done === total)) opts.onProgress({ phase: 'gc: packing', done, total }); };
+    const ordered = [...groups].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, oids]) => oids);
+    r = repack(objects, sources, { types: kind, first, groups: ordered }, join(objects.objectsDir, 'pack'), tick);
+    packName = r.name;
   }
 
   // 3. Unreachable objects: the young ones stay loose with their age, the old ones go.
   let pruned = 0;
   let kept = 0;
   const looseSet = new Set(loose);
-  for (const [oid, mtime] of all) {
-    if (kind.has(oid)) continue;
-    if (mtime >= opts.cutoff) {
-      kept++;
-      if (!looseSet.has(oid)) {
-        const o = objects.read(oid);
-        const w = objects.writer();
-        w.add(o.type, o.data);
-        w.flush();
-        try { fs.utimesSync(objects.looseFile(oid), mtime / 1000, mtime / 1000); } catch { /* packed by the writer: fine */ }
-      }
-    } else pruned++;
-  }
+  const unreachable = (oid: string): void => {
+    if (kind.has(oid)) return;
+    const mtime = ageOf(oid);
+    if (mtime < opts.cutoff) { pruned++; return; }
+    kept++;
+    if (looseSet.has(oid)) return;
+    // Only in a pack that is about to go: written loose, with its age.
+    const o = objects.read(oid);
+    objects.writeLoose(o.type, o.data);
+    try { fs.utimesSync(objects.looseFile(oid), mtime / 1000, mtime / 1000); } catch { /* best effort */ }
+  };
+  for (const oid of sources.oids()) unreachable(oid);
+  for (const oid of looseOnly) unreachable(oid);
   // Old packs and loose objects that are now packed or expired.
   let packsRemoved = 0;
   for (const p of packs) {
@@ -191,7 +203,7 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
   let looseRemoved = 0;
   for (const oid of loose) {
     const reachable = kind.has(oid);
-    if (reachable || (all.get(oid) ?? 0) < opts.cutoff) { fs.rmSync(objects.looseFile(oid), { force: true }); looseRemoved++; }
+    if (reachable || ageOf(oid) < opts.cutoff) { fs.rmSync(objects.looseFile(oid), { force: true }); looseRemoved++; }
   }
   for (const d of fs.readdirSync(objects.objectsDir)) {
     if (/^[0-9a-f]{2}$/.test(d)) { try { fs.rmdirSync(join(objects.objectsDir, d)); } catch { /* not empty */ } }
@@ -207,7 +219,8 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
     if (kind.get(c) !== 'commit') { try { fs.rmSync(layerSizesFile(gitdir, c), { force: true }); } catch { /* next gc */ } }
   }
   return {
-    bytesBefore, bytesAfter: sizeOfObjects(objects.objectsDir), objectsBefore: all.size, packed: total, deltas, pruned, keptUnreachable: kept,
+    bytesBefore, bytesAfter: sizeOfObjects(objects.objectsDir), objectsBefore: sources.count + looseOnly.length, packed: total,
+    deltas: r?.deltas ?? 0, reusedDeltas: r?.reusedDeltas ?? 0, reusedWhole: r?.reusedWhole ?? 0, packBytes: r?.bytes ?? 0, pruned, keptUnreachable: kept,
     packsRemoved, looseRemoved, unionLinesDropped: dropped, pack: packName,
   };
 }

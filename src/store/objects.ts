@@ -97,7 +97,7 @@ class Pack {
   private ends: Float64Array | null = null; // sorted entry offsets, for the end of each entry
   private reads = 0;
 
-  constructor(readonly packPath: string, private readonly idx: Buffer) {
+  constructor(readonly packPath: string, readonly idx: Buffer) {
     if (idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2) throw new ObjectError(packPath, 'not a version 2 pack index');
     this.n = idx.readUInt32BE(8 + 255 * 4);
   }
@@ -558,14 +558,25 @@ export class ObjectStore implements TreeSink {
     return new ObjectWriter(this, expected);
   }
 
+  /**
+   * Write an object loose whether or not a pack holds it (gc keeps a young unreachable object loose before the
+   * pack that holds it goes). Returns its id.
+   */
+  writeLoose(type: ObjectType, data: Buffer): string {
+    const w = new ObjectWriter(this, 0, true);
+    const oid = w.add(type, data);
+    w.flush();
+    return oid;
+  }
+
   /** Called by ObjectWriter once a pack is in place. */
   addedPack(): void {
     this.rescan();
   }
 
-  /** The packs as listed now: each file's path and its objects. */
-  packList(): Array<{ path: string; oids: () => Iterable<string> }> {
-    return this.loadPacks().map((p) => ({ path: p.packPath, oids: () => p.oids() }));
+  /** The packs as listed now: each file's path, its objects and its (version 2) index. */
+  packList(): Array<{ path: string; oids: () => Iterable<string>; idx: Buffer }> {
+    return this.loadPacks().map((p) => ({ path: p.packPath, oids: () => p.oids(), idx: p.idx }));
   }
 
   /** The loose objects' ids. */
@@ -710,7 +721,8 @@ export class ObjectWriter {
   private readonly memOids = new Set<string>();
   private pack: PackWriter | null = null;
 
-  constructor(private readonly store: ObjectStore, private readonly expected = 0) {}
+  /** `always`: write objects the store has already (in a pack) too. */
+  constructor(private readonly store: ObjectStore, private readonly expected = 0, private readonly always = false) {}
 
   /** Objects in the batch. */
   get size(): number { return this.mem.length + (this.pack?.count ?? 0); }
@@ -722,7 +734,7 @@ export class ObjectWriter {
 
   add(type: ObjectType, data: Buffer): string {
     const oid = hashObject(type, data);
-    if (this.holds(oid) || this.store.has(oid)) return oid;
+    if (this.holds(oid) || (!this.always && this.store.has(oid))) return oid;
     if (this.pack) { this.pack.add(oid, type, data); return oid; }
     this.mem.push({ oid, type, data });
     this.memOids.add(oid);

@@ -23,7 +23,7 @@ export class GcCommand extends GlayerCommand {
   async run(): Promise<number> {
     const r = await gc({ cwd: this.cwd, prune: this.prune, onProgress: this.progress });
     if (this.json) { this.printJson(r); return 0; }
-    this.out(`${r.packed} objects in one pack (${r.deltas} deltas); ${r.pruned} unreachable objects removed, ${r.keptUnreachable} kept (younger than the grace period)\n`);
+    this.out(`${r.packed} objects in one pack of ${formatBytes(r.packBytes)} (${r.deltas} deltas; ${r.reusedWhole + r.reusedDeltas} copied from the old packs as they were); ${r.pruned} unreachable objects removed, ${r.keptUnreachable} kept (younger than the grace period)\n`);
     this.out(`objects: ${formatBytes(r.bytesBefore)} -> ${formatBytes(r.bytesAfter)} (freed ${formatBytes(Math.max(0, r.bytesBefore - r.bytesAfter))})\n`);
     return 0;
   }
