@@ -193,6 +193,39 @@ test('--host other than loopback warns that files are served to the network', as
   assert.match(out, /token=[0-9a-f]{64}/);
 });
 
+test('--open hands the tokened URL to xdg-open, and that URL opens the page', async () => {
+  // xdg-open is the desktop's; a stand-in on PATH records what glayer gave it (the browser's part is the
+  // browser test's).
+  const { tmpdir } = await import('../helpers/tmp.js');
+  const fsm = await import('node:fs');
+  const bin = tmpdir('glayer-open-');
+  const got = `${bin}/url`;
+  fsm.writeFileSync(`${bin}/xdg-open`, `#!/bin/sh\nprintf '%s' "$1" > ${got}.tmp && mv ${got}.tmp ${got}\n`, { mode: 0o755 });
+  const child = spawn(process.execPath, [GLAYER_BIN, 'serve', '-C', fx.ws, '--port', '0', '--open'], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  const deadline = Date.now() + 20_000;
+  while (!fsm.existsSync(got) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+  try {
+    assert.ok(fsm.existsSync(got), `xdg-open was not run; stdout: ${out}`);
+    const url = fsm.readFileSync(got, 'utf8');
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{64}$/);
+    assert.ok(out.includes(url), 'the URL opened is the one printed');
+    // As a browser does: the first visit trades the token for a cookie and a redirect; the page then loads with it.
+    const first = await fetch(url, { redirect: 'manual' });
+    assert.is(first.status, 303);
+    const cookie = first.headers.get('set-cookie')!.split(';')[0];
+    const page = await fetch(new URL(first.headers.get('location')!, url), { headers: { cookie } });
+    assert.is(page.status, 200);
+    assert.match(await page.text(), /<script/);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
+
 test('a bad port is a one-line usage error', async () => {
   const { glayer } = await import('../helpers/cli.js');
   const r = await glayer(fx.ws, 'serve', '--port', '70000');
