@@ -6,8 +6,9 @@
  * as a stream from the file, hashed as it goes, never held whole. Whole objects get their id there; per entry
  * only its offset, CRC, header length, type and base (an ofs-delta's base entry, a ref-delta's base id) stay in
  * memory, in typed arrays sized from the pack's header.
- * Pass 2 resolves the deltas: each delta's base is rebuilt from the file (recursively along its chain) through a
- * byte-bounded cache of recently used bases; an evicted base is read again from the file when needed.
+ * Deltas are resolved on the way: an ofs-delta's base comes before it, and is taken from a byte-bounded cache of
+ * recent objects or rebuilt from the file (recursively along its chain) when it was evicted. What cannot be
+ * resolved then (a large delta, a ref-delta whose base comes later) is resolved by a second pass the same way.
  * Then the v2 index is made from the offsets (objects.ts: buildIndex), the pack synced, and both renamed into
  * place, the index last. A pack whose objects need bases it does not hold (a thin pack) is refused.
  */
@@ -54,8 +55,10 @@ export async function indexPackFile(packDir: string, tmpPack: string, onProgress
       fs.rmSync(tmpPack, { force: true });
       return null;
     }
-    const ix = await scan(fd, tmpPack, n, dataEnd, onProgress);
-    resolveDeltas(fd, tmpPack, ix, dataEnd, onProgress);
+    const ix = newEntries(n);
+    const r = new Resolver(fd, tmpPack, ix, dataEnd);
+    await scan(fd, tmpPack, ix, r, dataEnd, onProgress);
+    r.resolveRest(onProgress);
     fs.fsyncSync(fd);
     const closing = fd; fd = -1;
     fs.closeSync(closing);
@@ -91,16 +94,147 @@ interface Entries {
   base: Int32Array;
   /** A ref-delta's base id, by entry. */
   refBase: Map<number, string>;
-  /** Entries some ofs-delta uses as base (worth caching). */
-  isBase: Uint8Array;
+  /** Whether the entry's id is known. */
+  resolved: Uint8Array;
 }
 
-/** Pass 1: every entry's offset, CRC, kind and base; whole objects hashed. */
-async function scan(fd: number, path: string, n: number, dataEnd: number, onProgress?: IndexProgress): Promise<Entries> {
-  const ix: Entries = {
+function newEntries(n: number): Entries {
+  return {
     n, oids: Buffer.alloc(20 * n), offsets: new Float64Array(n), crcs: new Uint32Array(n), hdr: new Uint8Array(n),
-    kind: new Uint8Array(n), base: new Int32Array(n).fill(-1), refBase: new Map(), isBase: new Uint8Array(n),
+    kind: new Uint8Array(n), base: new Int32Array(n).fill(-1), refBase: new Map(), resolved: new Uint8Array(n),
   };
+}
+
+interface Obj { t: number; data: Buffer }
+
+/** Rebuilding entries' contents: through a byte-bounded LRU cache, else from the file. */
+class Resolver {
+  private readonly cache = new Map<number, Obj>();
+  private cached = 0;
+  /** Entries scanned so far (an entry's end is known once the next one is scanned). */
+  scanned = 0;
+  private sorted: Uint32Array | null = null;
+  private refsReady = false;
+  deltas = 0;
+  done = 0;
+
+  constructor(private readonly fd: number, private readonly path: string, private readonly ix: Entries, private readonly dataEnd: number) {}
+
+  remember(k: number, o: Obj): void {
+    if (o.data.length > BASE_CACHE / 8) return;
+    this.cache.set(k, o);
+    this.cached += o.data.length;
+    if (this.cached <= BASE_CACHE) return;
+    for (const [key, v] of this.cache) {
+      if (this.cached <= BASE_CACHE) break;
+      this.cache.delete(key);
+      this.cached -= v.data.length;
+    }
+  }
+
+  /** The compressed data of entry k, inflated. */
+  private inflateAt(k: number): Buffer {
+    const ix = this.ix;
+    const start = ix.offsets[k] + ix.hdr[k];
+    const end = k + 1 < this.scanned ? ix.offsets[k + 1] : this.dataEnd;
+    const comp = Buffer.allocUnsafe(end - start);
+    let got = 0;
+    while (got < comp.length) { const r = fs.readSync(this.fd, comp, got, comp.length - got, start + got); if (r === 0) break; got += r; }
+    try { return zlib.inflateSync(comp.subarray(0, got)); } catch { throw new ObjectError(this.path, `corrupt (bad compressed data at ${ix.offsets[k]})`); }
+  }
+
+  /**
+   * A ref-delta's base entry among the entries resolved when the round began, or -1 (always in pass 1: a
+   * ref-delta waits for pass 2, whose rounds each sort the resolved ids once).
+   */
+  private refBaseOf(k: number): number {
+    const ix = this.ix;
+    if (!this.refsReady) return -1;
+    if (!this.sorted) {
+      let m = 0;
+      for (let j = 0; j < ix.n; j++) if (ix.resolved[j]) m++;
+      const order = new Uint32Array(m);
+      m = 0;
+      for (let j = 0; j < ix.n; j++) if (ix.resolved[j]) order[m++] = j;
+      const o = ix.oids;
+      order.sort((x, y) => o.compare(o, y * 20, y * 20 + 20, x * 20, x * 20 + 20));
+      this.sorted = order;
+    }
+    const key = Buffer.from(ix.refBase.get(k)!, 'hex');
+    const order = this.sorted;
+    let lo = 0, hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = ix.oids.compare(key, 0, 20, order[mid] * 20, order[mid] * 20 + 20);
+      if (c === 0) return order[mid];
+      if (c > 0) hi = mid; else lo = mid + 1;
+    }
+    return -1;
+  }
+
+  /** Entry k's type and content; null when a ref-delta's base is not resolved yet. */
+  load(k: number, depth = 0): Obj | null {
+    if (depth > 10000) throw new ObjectError(this.path, 'corrupt (delta chain too deep)');
+    const hit = this.cache.get(k);
+    if (hit) { this.cache.delete(k); this.cache.set(k, hit); return hit; }
+    const ix = this.ix;
+    let o: Obj;
+    if (ix.kind[k] <= 4) o = { t: ix.kind[k], data: this.inflateAt(k) };
+    else {
+      const delta = this.inflateAt(k);
+      const base = this.baseOf(k, depth);
+      if (!base) return null;
+      o = { t: base.t, data: applyDelta(this.oidOf(k), base.data, delta) };
+    }
+    this.remember(k, o);
+    return o;
+  }
+
+  /** The content of delta k's base, or null when it is a ref-delta's not resolved yet. */
+  baseOf(k: number, depth = 0): Obj | null {
+    const b = this.ix.kind[k] === 6 ? this.ix.base[k] : this.refBaseOf(k);
+    return b < 0 ? null : this.load(b, depth + 1);
+  }
+
+  private oidOf(k: number): string {
+    return this.ix.resolved[k] ? this.ix.oids.toString('hex', k * 20, k * 20 + 20) : `the object at ${this.ix.offsets[k]}`;
+  }
+
+  /** Record delta k's rebuilt content: its id. */
+  resolvedDelta(k: number, o: Obj): void {
+    const h = createHash('sha1').update(`${TYPE_NAMES[o.t]} ${o.data.length}\0`).update(o.data).digest();
+    h.copy(this.ix.oids, k * 20);
+    this.ix.resolved[k] = 1;
+    this.done++;
+  }
+
+  /** Pass 2: the deltas pass 1 could not resolve, in rounds (a ref-delta's base may itself be such a delta). */
+  resolveRest(onProgress?: IndexProgress): void {
+    const ix = this.ix;
+    let tick = 0;
+    this.refsReady = true;
+    for (let round = 0; ; round++) {
+      this.sorted = null;
+      let progress = false;
+      let left = 0;
+      for (let k = 0; k < ix.n; k++) {
+        if (ix.resolved[k]) continue;
+        const o = this.load(k);
+        if (!o) { left++; continue; }
+        this.resolvedDelta(k, o);
+        progress = true;
+        if (onProgress && (++tick & 255) === 0) onProgress('Resolving deltas', this.done, this.deltas);
+      }
+      if (left === 0) break;
+      if (!progress) throw new ObjectError(this.path, `pack has ${left} unresolved deltas (their bases are not in the pack)`);
+    }
+    if (this.deltas) onProgress?.('Resolving deltas', this.deltas, this.deltas);
+  }
+}
+
+/** Pass 1: every entry's offset, CRC, kind and base; whole objects hashed, deltas resolved where they can be. */
+async function scan(fd: number, path: string, ix: Entries, r: Resolver, dataEnd: number, onProgress?: IndexProgress): Promise<void> {
+  const n = ix.n;
   let win = Buffer.allocUnsafe(WINDOW);
   let winStart = 0;
   let winLen = 0;
@@ -111,7 +245,7 @@ async function scan(fd: number, path: string, n: number, dataEnd: number, onProg
     if (need > win.length) win = Buffer.allocUnsafe(need);
     const want = Math.min(win.length, dataEnd - pos);
     let got = 0;
-    while (got < want) { const r = fs.readSync(fd, win, got, want - got, pos + got); if (r === 0) break; got += r; }
+    while (got < want) { const g = fs.readSync(fd, win, got, want - got, pos + got); if (g === 0) break; got += g; }
     winStart = pos;
     winLen = got;
     return win.subarray(0, got);
@@ -121,6 +255,7 @@ async function scan(fd: number, path: string, n: number, dataEnd: number, onProg
   for (let k = 0; k < n; k++) {
     if (pos >= dataEnd) throw new ObjectError(path, `corrupt (truncated pack: ${k} of ${n} objects)`);
     ix.offsets[k] = pos;
+    r.scanned = k + 1;
     const h = view(pos, 64);
     let p = 0;
     let c = h[p++];
@@ -132,11 +267,9 @@ async function scan(fd: number, path: string, n: number, dataEnd: number, onProg
       c = h[p++];
       let off = c & 0x7f;
       while (c & 0x80) { if (p >= h.length || p > 24) throw new ObjectError(path, 'corrupt (bad delta offset)'); c = h[p++]; off = (off + 1) * 128 + (c & 0x7f); }
-      const baseOffset = pos - off;
-      const b = findOffset(ix.offsets, k, baseOffset);
+      const b = findOffset(ix.offsets, k, pos - off);
       if (b < 0) throw new ObjectError(path, `corrupt (delta at ${pos} names no entry as its base)`);
       ix.base[k] = b;
-      ix.isBase[b] = 1;
     } else if (kind === 7) {
       if (p + 20 > h.length) throw new ObjectError(path, 'corrupt (truncated pack entry)');
       ix.refBase.set(k, h.toString('hex', p, p + 20));
@@ -144,6 +277,7 @@ async function scan(fd: number, path: string, n: number, dataEnd: number, onProg
     } else if (kind < 1 || kind > 4) {
       throw new ObjectError(path, `corrupt (bad pack entry type ${kind})`);
     }
+    if (kind > 4) r.deltas++;
     ix.kind[k] = kind;
     ix.hdr[k] = p;
     const start = pos + p;
@@ -154,14 +288,25 @@ async function scan(fd: number, path: string, n: number, dataEnd: number, onProg
       const comp = v.subarray(p, Math.min(v.length, p + bound));
       let data: Buffer | null = null;
       try {
-        const r = zlib.inflateSync(comp, { info: true, chunkSize: Math.max(64, Math.min(size, 1 << 20)) }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-        data = r.buffer;
-        used = r.engine.bytesWritten;
+        const res = zlib.inflateSync(comp, { info: true, chunkSize: size + 64 }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        data = res.buffer;
+        used = res.engine.bytesWritten;
       } catch { /* an unusual encoding longer than the bound, or corrupt: stream it below */ }
       if (data) {
         if (data.length !== size) throw new ObjectError(path, `corrupt (size mismatch at ${pos})`);
         ix.crcs[k] = zlib.crc32(v.subarray(0, p + used)) >>> 0;
-        if (kind <= 4) hashInto(ix.oids, k, kind, data);
+        if (kind <= 4) {
+          hashInto(ix.oids, k, kind, data);
+          ix.resolved[k] = 1;
+          r.remember(k, { t: kind, data });
+        } else if (kind === 6) {
+          const base = r.baseOf(k);
+          if (base) {
+            const o = { t: base.t, data: applyDelta(`the object at ${pos}`, base.data, data) };
+            r.resolvedDelta(k, o);
+            r.remember(k, o);
+          }
+        }
       }
     }
     if (used < 0) {
@@ -169,15 +314,15 @@ async function scan(fd: number, path: string, n: number, dataEnd: number, onProg
       let seen = 0;
       used = await inflateStream(path, start, dataEnd, (chunk) => { seen += chunk.length; hash?.update(chunk); });
       if (seen !== size) throw new ObjectError(path, `corrupt (size mismatch at ${pos})`);
-      if (hash) hash.digest().copy(ix.oids, k * 20);
+      if (hash) { hash.digest().copy(ix.oids, k * 20); ix.resolved[k] = 1; }
       ix.crcs[k] = crcRange(fd, pos, start + used);
     }
     pos = start + used;
     if (onProgress && (++tick & 1023) === 0) onProgress('Indexing objects', k + 1, n);
   }
+  r.scanned = n;
   if (pos !== dataEnd) throw new ObjectError(path, 'corrupt (bytes after the last object)');
   onProgress?.('Indexing objects', n, n);
-  return ix;
 }
 
 function hashInto(oids: Buffer, k: number, kind: number, data: Buffer): void {
@@ -237,79 +382,4 @@ function inflateStream(path: string, start: number, end: number, onChunk: (b: Bu
     });
     input.on('end', () => { if (!finished) inflate.end(); });
   });
-}
-
-/** Pass 2: rebuild every delta (bases through a bounded cache, from the file when evicted) and hash it. */
-function resolveDeltas(fd: number, path: string, ix: Entries, dataEnd: number, onProgress?: IndexProgress): void {
-  const { n } = ix;
-  const resolved = new Uint8Array(n);
-  let deltas = 0;
-  for (let k = 0; k < n; k++) {
-    if (ix.kind[k] <= 4) resolved[k] = 1; else deltas++;
-  }
-  if (deltas === 0) return;
-  const cache = new Map<number, { t: number; data: Buffer }>();
-  let cached = 0;
-  const inflateAt = (k: number): Buffer => {
-    const start = ix.offsets[k] + ix.hdr[k];
-    const end = k + 1 < n ? ix.offsets[k + 1] : dataEnd;
-    const comp = Buffer.allocUnsafe(end - start);
-    let got = 0;
-    while (got < comp.length) { const r = fs.readSync(fd, comp, got, comp.length - got, start + got); if (r === 0) break; got += r; }
-    try { return zlib.inflateSync(comp.subarray(0, got)); } catch { throw new ObjectError(path, `corrupt (bad compressed data at ${ix.offsets[k]})`); }
-  };
-  const oidOf = (k: number): string => ix.oids.toString('hex', k * 20, k * 20 + 20);
-  let byOid = null as Map<string, number> | null;
-  const refBaseOf = (k: number): number => {
-    if (!byOid) { byOid = new Map(); for (let j = 0; j < n; j++) if (resolved[j]) byOid.set(oidOf(j), j); }
-    const b = byOid.get(ix.refBase.get(k)!);
-    return b === undefined ? -1 : b;
-  };
-  /** Entry k's type and content; null when a ref-delta's base is not resolved yet (a later round). */
-  const load = (k: number, depth: number): { t: number; data: Buffer } | null => {
-    if (depth > 10000) throw new ObjectError(path, 'corrupt (delta chain too deep)');
-    const hit = cache.get(k);
-    if (hit) { cache.delete(k); cache.set(k, hit); return hit; }
-    let o: { t: number; data: Buffer };
-    if (ix.kind[k] <= 4) o = { t: ix.kind[k], data: inflateAt(k) };
-    else {
-      const b = ix.kind[k] === 6 ? ix.base[k] : refBaseOf(k);
-      if (b < 0) return null;
-      const base = load(b, depth + 1);
-      if (!base) return null;
-      o = { t: base.t, data: applyDelta(oidOf(k), base.data, inflateAt(k)) };
-    }
-    if (ix.isBase[k] && o.data.length <= BASE_CACHE / 4) {
-      cache.set(k, o);
-      cached += o.data.length;
-      for (const [key, v] of cache) {
-        if (cached <= BASE_CACHE) break;
-        cache.delete(key);
-        cached -= v.data.length;
-      }
-    }
-    return o;
-  };
-  let done = 0;
-  let tick = 0;
-  for (let round = 0; ; round++) {
-    let progress = false;
-    let left = 0;
-    for (let k = 0; k < n; k++) {
-      if (resolved[k]) continue;
-      const o = load(k, 0);
-      if (!o) { left++; continue; }
-      const h = createHash('sha1').update(`${TYPE_NAMES[o.t]} ${o.data.length}\0`).update(o.data).digest();
-      h.copy(ix.oids, k * 20);
-      resolved[k] = 1;
-      if (byOid) byOid.set(h.toString('hex'), k);
-      progress = true;
-      done++;
-      if (onProgress && (++tick & 255) === 0) onProgress('Resolving deltas', done, deltas);
-    }
-    if (left === 0) break;
-    if (!progress || round > 100) throw new ObjectError(path, `pack has ${left} unresolved deltas (their bases are not in the pack)`);
-    byOid = null;
-  }
-  onProgress?.('Resolving deltas', deltas, deltas);
 }

@@ -257,12 +257,12 @@ export class SmartHttp {
       try {
         for await (const chunk of res) {
           if (ended) continue;
-          let buf = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
+          const buf = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
           let p = 0;
           if (inPack && band === null) { packBytes(buf); pending = Buffer.alloc(0); continue; }
           while (p < buf.length) {
             const len = pktLength(buf, p);
-            if (len === -1 && buf.length - p >= 4) throw this.error('malformed response (bad pkt-line)');
+            if ((len === -1 && buf.length - p >= 4) || len === 1 || len === 2) throw this.error('malformed response (bad pkt-line)');
             if (len === -1 || buf.length - p < Math.max(len, 4)) break;
             if (len === 0) { p += 4; if (inPack) { ended = true; break; } continue; }
             const payload = buf.subarray(p + 4, p + len);
@@ -285,7 +285,6 @@ export class SmartHttp {
             else throw this.error(`malformed response (side-band ${b})`);
           }
           pending = p < buf.length ? Buffer.from(buf.subarray(p)) : Buffer.alloc(0);
-          buf = pending;
         }
       } catch (e) {
         if (e instanceof GlayerError) throw e;

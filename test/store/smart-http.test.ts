@@ -52,19 +52,25 @@ function text(lines: number, seed: number): string {
 
 /**
  * A bare repository made by native git with a history that packs into deltas: five versions of a text file,
- * a 6 MiB random blob (stored whole, read as a stream) and a 5 MiB compressible one. Returns [gitdir, top].
+ * a 6 MiB random blob (stored whole, read as a stream), a 5 MiB compressible one, and with `largeDelta` two 17 MiB
+ * blobs that differ in their last 5 MiB (a delta over 4 MiB). Returns [gitdir, top].
  */
-function deltaRepo(base: string, name = 'src.git'): [string, string] {
+function deltaRepo(base: string, largeDelta = false): [string, string] {
+  const name = 'src.git';
   const gd = join(base, name);
   git(gd, ['init', '--bare', '-q', '-b', 'main']);
   let parent: string | null = null;
   const rnd = randomBytes(6 * MiB);
   const big = Buffer.from(text(120_000, 1).slice(0, 5 * MiB));
+  const grow = Buffer.from(text(300_000, 2).slice(0, 12 * MiB));
+  const tails = largeDelta ? [randomBytes(5 * MiB), randomBytes(5 * MiB)] : [];
   for (let k = 0; k < 5; k++) {
     const tree = mktree(gd, [
       { mode: '100644', name: 'notes.txt', content: text(4000, k) },
       { mode: '040000', name: 'dir', entries: [{ mode: '100644', name: 'more.txt', content: text(2000, k * 7) }] },
       ...(k >= 3 ? [{ mode: '100644', name: 'random.bin', content: rnd }, { mode: '100644', name: 'big.txt', content: big }] : []),
+      // A delta over 4 MiB (resolved after the scan, from the file): 12 MiB of text, then 5 MiB of other bytes.
+      ...(k >= 3 && largeDelta ? [{ mode: '100644', name: 'grow.txt', content: Buffer.concat([grow, tails[k - 3]]) }] : []),
     ]);
     parent = commitTree(gd, tree, parent, `version ${k}`);
   }
@@ -74,7 +80,7 @@ function deltaRepo(base: string, name = 'src.git'): [string, string] {
 
 it('indexPackFile makes the index git index-pack makes, for ofs-deltas, ref-deltas and streamed entries; a cut pack leaves nothing', async () => {
   const base = tmpdir();
-  const [src] = deltaRepo(base);
+  const [src] = deltaRepo(base, true);
   const objects = git(src, ['rev-list', '--objects', '--all']) + '\n';
   for (const [label, args] of [['ofs-delta', ['--delta-base-offset']], ['ref-delta', []]] as const) {
     const prefix = join(base, `p-${label}`);
@@ -82,6 +88,8 @@ it('indexPackFile makes the index git index-pack makes, for ofs-deltas, ref-delt
     const pack = fs.readFileSync(`${prefix}-${sum}.pack`);
     const verbose = git(src, ['verify-pack', '-v', `${prefix}-${sum}.idx`]);
     assert.match(verbose, /chain length = 1:/, `${label}: the pack has deltas`);
+    // sha1 type size size-in-pack offset depth base: a deltified blob whose delta is over 4 MiB.
+    assert.ok(verbose.split('\n').some((l) => { const f = l.split(/\s+/); return f[1] === 'blob' && Number(f[3]) > 4 * MiB && f.length >= 7; }), `${label}: a large delta`);
     const dst = join(base, `dst-${label}.git`);
     git(dst, ['init', '--bare', '-q']);
     const packDir = join(dst, 'objects', 'pack');
