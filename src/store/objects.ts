@@ -874,11 +874,22 @@ export class PackWriter {
     const e = this.beginBlob(size);
     try {
       let seen = 0;
+      // Streams give small chunks (16-64 KiB): gathered into 1 MiB pieces, so that the framer's compressibility
+      // probe (16 KiB of each piece) is not the whole of every chunk.
+      const piece = Buffer.allocUnsafe(Math.min(PIECE, size));
+      let held = 0;
       for await (const c of source) {
         seen += c.length;
         if (seen > size) break;
-        for (let p = 0; p < c.length; p += PIECE) e.write(c.subarray(p, Math.min(p + PIECE, c.length)));
+        for (let p = 0; p < c.length;) {
+          const n = Math.min(piece.length - held, c.length - p);
+          c.copy(piece, held, p, p + n);
+          held += n;
+          p += n;
+          if (held === piece.length) { e.write(piece); held = 0; }
+        }
       }
+      if (held > 0) e.write(piece.subarray(0, held));
       if (seen !== size) throw new Error(`stream gave ${seen} bytes, expected ${size}`);
     } catch (err) {
       e.abort();

@@ -305,13 +305,14 @@ it('http: an unborn HEAD on the remote does not stop a fetch; a redirect is foll
 // ---- peak memory of the CLI ---------------------------------------------------------------------------------
 
 /** Run `cmd args` under GNU time: exit code, stderr and peak RSS in bytes. */
-function timed(cwd: string, cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string; rss: number }> {
+function timed(cwd: string, cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string; rss: number; ms: number }> {
   return new Promise((resolve) => {
+    const t0 = Date.now();
     const out = join(tmpdir(), 'time');
     const child = spawn('/usr/bin/time', ['-f', '%M', '-o', out, cmd, ...args], { cwd, env: { ...GIT_ENV, NO_COLOR: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d) => { stderr += d; });
-    child.on('close', (code) => resolve({ code, stderr, rss: Number(fs.readFileSync(out, 'utf8').trim().split('\n').pop()) * 1024 }));
+    child.on('close', (code) => resolve({ code, stderr, rss: Number(fs.readFileSync(out, 'utf8').trim().split('\n').pop()) * 1024, ms: Date.now() - t0 }));
   });
 }
 
@@ -356,19 +357,19 @@ async function memoryCase(mib: number, native: boolean): Promise<void> {
     assert.ok(Math.max(...packBytes) > mib * MiB, `a pack of ${mib} MiB or more arrived: ${packBytes.join(', ')}`);
     fsck(store2);
 
-    const m = (n: number): string => `${Math.round(n / MiB)} MiB`;
-    let line = `  ${mib} MiB pack over http: glayer push ${m(push.rss)}, glayer fetch ${m(fetch.rss)} peak RSS`;
+    const m = (r: { rss: number; ms: number }): string => `${Math.round(r.rss / MiB)} MiB in ${(r.ms / 1000).toFixed(1)} s`;
+    let line = `  ${mib} MiB pack over http, peak RSS: glayer push ${m(push)}, glayer fetch ${m(fetch)}`;
     if (native) {
       git(join(root, 'native.git'), ['init', '--bare', '-q']);
       const gitPush2 = await timed(base, 'git', ['--git-dir', join(ws1, '.glayer'), 'push', '-q', server.url('native.git'), 'refs/heads/main:refs/heads/main'], { GIT_TERMINAL_PROMPT: '0' });
       assert.is(gitPush2.code, 0, gitPush2.stderr);
       const gitClone = await timed(base, 'git', ['clone', '-q', '--bare', url, join(base, 'native-clone.git')], { GIT_TERMINAL_PROMPT: '0' });
       assert.is(gitClone.code, 0, gitClone.stderr);
-      line += `; git push ${m(gitPush2.rss)}, git clone ${m(gitClone.rss)}`;
+      line += `; git push ${m(gitPush2)}, git clone ${m(gitClone)}`;
     }
     console.log(line);
-    assert.ok(push.rss < 256 * MiB, `push: peak RSS ${m(push.rss)}`);
-    assert.ok(fetch.rss < 256 * MiB, `fetch: peak RSS ${m(fetch.rss)}`);
+    assert.ok(push.rss < 256 * MiB, `push: peak RSS ${m(push)}`);
+    assert.ok(fetch.rss < 256 * MiB, `fetch: peak RSS ${m(fetch)}`);
   } finally {
     await server.close();
   }
