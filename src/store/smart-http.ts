@@ -236,8 +236,11 @@ export class SmartHttp {
       let tail = Buffer.alloc(0); // the last 20 bytes seen: the checksum, once the pack ends
       let written = 0;
       let lastReport = 0;
+      let diskError: unknown = null; // an error of our file (disk full...), not of the connection
       const packBytes = (b: Buffer): void => {
-        for (let w = 0; w < b.length;) w += fs.writeSync(fd, b, w, b.length - w, written + w);
+        try {
+          for (let w = 0; w < b.length;) w += fs.writeSync(fd, b, w, b.length - w, written + w);
+        } catch (e) { diskError = e; throw e; }
         written += b.length;
         if (b.length >= 20) {
           hash.update(tail);
@@ -248,7 +251,7 @@ export class SmartHttp {
           hash.update(both.subarray(0, both.length - 20 < 0 ? 0 : both.length - 20));
           tail = both.subarray(Math.max(0, both.length - 20));
         }
-        if (onProgress && written - lastReport >= 1 << 20) { lastReport = written; onProgress({ phase: 'Receiving pack (MiB)', done: written >>> 20, total: 0 }); }
+        if (onProgress && written - lastReport >= 1 << 20) { lastReport = written; onProgress({ phase: 'Receiving pack (MiB)', done: Math.floor(written / (1 << 20)), total: 0 }); }
       };
       const progressText = progressParser(onProgress);
       let pending = Buffer.alloc(0);
@@ -270,7 +273,8 @@ export class SmartHttp {
             if (!inPack) {
               const s = payload.toString('latin1');
               if (s.startsWith('ACK ') || s.startsWith('NAK') || s.startsWith('shallow ') || s.startsWith('unshallow ')) {
-                if (s.startsWith('NAK') || !s.includes(' continue') && !s.includes(' common') && !s.includes(' ready')) inPack = true;
+                // Without multi_ack, one ACK (the first common object) or a NAK, then the pack.
+                if (s.startsWith('NAK') || (s.startsWith('ACK ') && !/ (continue|common|ready)/.test(s))) inPack = true;
                 if (band === null && inPack) { packBytes(buf.subarray(p)); p = buf.length; }
                 continue;
               }
@@ -287,7 +291,7 @@ export class SmartHttp {
           pending = p < buf.length ? Buffer.from(buf.subarray(p)) : Buffer.alloc(0);
         }
       } catch (e) {
-        if (e instanceof GlayerError) throw e;
+        if (e instanceof GlayerError || e === diskError) throw e;
         throw this.error(`the connection failed while receiving the pack (${written} bytes received): ${(e as Error).message.split('\n')[0]}`);
       }
       if (band !== null && !ended) throw this.error(`the connection closed before the pack was complete (${written} bytes received)`);

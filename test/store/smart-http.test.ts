@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { fetchObjects, listRemote, pushRef, RemoteError, transportFor } from '../../src/store/remote.js';
 import { indexPackFile } from '../../src/store/pack-index.js';
+import { injectFault } from '../../src/sys/fs.js';
 import { glayerOk } from '../helpers/cli.js';
 import { commitTree, fsck, git, GIT_ENV, hasGit, mktree } from '../helpers/git.js';
 import { hasHttpBackend, serveGit } from '../helpers/http-git.js';
@@ -196,6 +197,24 @@ it('http: fetch and push through git http-backend, deltas resolved; a side-band 
       assert.equal(files(dst), before);
       fsck(dst);
     } finally { await cutting.close(); }
+
+    // The disk fills while the pack arrives (a small repository, for speed): the OS error as it is, not a
+    // network one, and nothing left.
+    const tiny = join(base, 'tiny.git');
+    git(tiny, ['init', '--bare', '-q', '-b', 'main']);
+    const tinyTop = commitTree(tiny, mktree(tiny, [{ mode: '100644', name: 'a', content: 'a\n' }]), null, 'tiny');
+    git(tiny, ['update-ref', 'refs/heads/main', tinyTop]);
+    let full: unknown = null;
+    for (let nth = 1; nth < 200 && !full; nth++) {
+      const state = injectFault({ errno: 'ENOSPC', nth });
+      let err: unknown = null;
+      try { await fetchObjects(dst, transportFor(server.url('tiny.git')), ['refs/heads/main']); } catch (e) { err = e; } finally { injectFault(null); }
+      if (!err) throw new Error(`the fetch made fewer than ${nth} fs calls and none was a write of its pack`);
+      // The first write through a descriptor is the first piece of the pack (its path is not in the message).
+      if (state?.fired?.startsWith('writeSync')) full = err;
+      assert.equal(files(dst), before, `call ${nth} (${state?.fired})`);
+    }
+    assert.is((full as NodeJS.ErrnoException | null)?.code, 'ENOSPC', String(full));
 
     // The real thing: the pack is indexed from disk, the store has every object, native git agrees.
     const phases = new Set<string>();
