@@ -58,6 +58,7 @@ export function progressReporter(stderr: Writable): ((p: { phase: string; done: 
     const now = Date.now();
     if (p.done !== p.total && now - last < 100) return;
     last = now;
-    stderr.write(`\r${p.phase}: ${p.done}/${p.total}${p.done === p.total ? '\n' : ''}`);
+    // A total of 0: not known yet (bytes received so far, say).
+    stderr.write(`\r${p.phase}: ${p.total ? `${p.done}/${p.total}` : p.done}${p.done === p.total ? '\n' : ''}`);
   };
 }

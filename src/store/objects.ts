@@ -292,7 +292,8 @@ class Pack {
   }
 }
 
-function applyDelta(oid: string, base: Buffer, delta: Buffer): Buffer {
+/** Apply git delta `delta` to `base` (for object `oid`, named in errors). */
+export function applyDelta(oid: string, base: Buffer, delta: Buffer): Buffer {
   let p = 0;
   const varint = (): number => {
     let v = 0, s = 0, c;
@@ -835,8 +836,9 @@ const STAGE = 1 << 20;
  * One pack being written: objects are deflated and appended to a temporary file as they come (through a 1 MiB
  * staging buffer), and hashed into the pack checksum on the way. Per object only its id, offset and CRC stay in
  * memory, in typed arrays, with an open-addressing table over the ids to find duplicates.
+ * Also used on its own (store/smart-http.ts) for a pack to send: finishUnindexed(), then discard().
  */
-class PackWriter {
+export class PackWriter {
   private readonly tag = `${process.pid}_${Date.now()}_${Math.random().toString(36).slice(2)}`;
   private readonly tmpPack: string;
   private readonly tmpIdx: string;
@@ -938,11 +940,22 @@ class PackWriter {
     const e = this.beginBlob(size);
     try {
       let seen = 0;
+      // Streams give small chunks (16-64 KiB): gathered into 1 MiB pieces, so that the framer's compressibility
+      // probe (16 KiB of each piece) is not the whole of every chunk.
+      const piece = Buffer.allocUnsafe(Math.min(PIECE, size));
+      let held = 0;
       for await (const c of source) {
         seen += c.length;
         if (seen > size) break;
-        for (let p = 0; p < c.length; p += PIECE) e.write(c.subarray(p, Math.min(p + PIECE, c.length)));
+        for (let p = 0; p < c.length;) {
+          const n = Math.min(piece.length - held, c.length - p);
+          c.copy(piece, held, p, p + n);
+          held += n;
+          p += n;
+          if (held === piece.length) { e.write(piece); held = 0; }
+        }
       }
+      if (held > 0) e.write(piece.subarray(0, held));
       if (seen !== size) throw new Error(`stream gave ${seen} bytes, expected ${size}`);
     } catch (err) {
       e.abort();
@@ -996,29 +1009,49 @@ class PackWriter {
     this.slots[this.slotOf(key)] = k;
   }
 
+  /** Complete the pack (count, checksum) without an index or renaming: its temporary file, to send; discard() after. */
+  finishUnindexed(): { path: string; size: number } {
+    try {
+      const sum = this.complete();
+      const fd = this.fd;
+      this.fd = -1;
+      fs.closeSync(fd);
+      return { path: this.tmpPack, size: this.pos + sum.length };
+    } catch (e) {
+      this.discard();
+      throw withPath(e, this.tmpPack);
+    }
+  }
+
+  /** Write the staged bytes, fix the header's count if it was a guess, and append the checksum (returned). */
+  private complete(): Buffer {
+    this.flushStage();
+    let sum: Buffer;
+    if (this.count === this.headerCount) sum = this.hash.digest();
+    else {
+      // The header's count was a guess: fix it, and hash the pack again from the file.
+      const head = packHeader(this.count);
+      fs.writeSync(this.fd, head, 0, head.length, 0);
+      const h = createHash('sha1');
+      const buf = Buffer.allocUnsafe(STAGE);
+      for (let p = 0; p < this.pos;) {
+        const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, this.pos - p), p);
+        if (n === 0) throw new ObjectError(this.tmpPack, 'corrupt (the pack being written shrank)');
+        h.update(buf.subarray(0, n));
+        p += n;
+      }
+      sum = h.digest();
+    }
+    fs.writeSync(this.fd, sum, 0, 20, this.pos);
+    return sum;
+  }
+
   /** Complete the pack (count, checksum), sync it, write its index, and rename both into place. */
   finish(): void {
     /** Files renamed into place that were not there before (removed again if a later step fails). */
     const placed: string[] = [];
     try {
-      this.flushStage();
-      let sum: Buffer;
-      if (this.count === this.headerCount) sum = this.hash.digest();
-      else {
-        // The header's count was a guess: fix it, and hash the pack again from the file.
-        const head = packHeader(this.count);
-        fs.writeSync(this.fd, head, 0, head.length, 0);
-        const h = createHash('sha1');
-        const buf = Buffer.allocUnsafe(STAGE);
-        for (let p = 0; p < this.pos;) {
-          const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, this.pos - p), p);
-          if (n === 0) throw new ObjectError(this.tmpPack, 'corrupt (the pack being written shrank)');
-          h.update(buf.subarray(0, n));
-          p += n;
-        }
-        sum = h.digest();
-      }
-      fs.writeSync(this.fd, sum, 0, 20, this.pos);
+      const sum = this.complete();
       fs.fsyncSync(this.fd);
       const fd = this.fd;
       this.fd = -1;

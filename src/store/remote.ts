@@ -1,18 +1,19 @@
 /**
  * Transports: moving objects and refs between a store and another git repository.
  *
- * - http and https go through isomorphic-git's fetch and push (loaded lazily), with credentials from the URL,
- *   from GLAYER_USERNAME / GLAYER_PASSWORD, or from `git credential fill` when git is installed. glayer never
- *   prompts: git runs with GIT_TERMINAL_PROMPT=0, no askpass, its stdin closed after the request and no
- *   controlling terminal.
+ * - http and https: glayer's own smart-HTTP client (smart-http.ts, loaded lazily), in bounded memory: a fetched
+ *   pack streams to a file and is indexed from disk, a pushed pack is built in a file and streamed. Credentials
+ *   come from the URL, from GLAYER_USERNAME / GLAYER_PASSWORD, or from `git credential fill` when git is
+ *   installed. glayer never prompts: git runs with GIT_TERMINAL_PROMPT=0, no askpass, its stdin closed after the
+ *   request and no controlling terminal.
  * - Local paths and file:// URLs: isomorphic-git has no local transport, so the objects the other side lacks are
  *   copied between the two object stores here, walking from the wanted commits and stopping at objects the
  *   destination already has. Every copied object is re-hashed, so a source cannot pass one object off as another.
  * - ssh (and any other scheme git knows): delegated to the system `git`, else a clear error.
  *
- * Fetching never writes a ref of the store: isomorphic-git and git run in a *quarantine* git directory whose
- * `objects` is the store's (objects are content-addressed: writing them is harmless) and whose refs are a copy
- * (for negotiation). The caller validates what arrived and only then moves its own refs.
+ * Fetching never writes a ref of the store: the http client writes only a pack; git runs in a *quarantine* git
+ * directory whose `objects` is the store's (objects are content-addressed: writing them is harmless) and whose
+ * refs are a copy (for negotiation). The caller validates what arrived and only then moves its own refs.
  */
 import { spawn } from 'node:child_process';
 import * as fs from '../sys/fs.js';
@@ -106,9 +107,8 @@ export function localGitdir(path: string, url = path): string {
 // ---- remote configuration (the store's git config, as git keeps it) ---------------------------------------
 
 async function iso() {
-  const [git, http] = await Promise.all([import('isomorphic-git'), import('isomorphic-git/http/node')]);
-  await trustExtraCertificates();
-  return { git, http: http.default };
+  const git = await import('isomorphic-git');
+  return { git };
 }
 
 let extraCertificatesLoaded = false;
@@ -117,7 +117,7 @@ let extraCertificatesLoaded = false;
  * command, and passes the path on as GLAYER_EXTRA_CA_CERTS: trust those certificates here, beside node's own,
  * for the https requests of the transport (they go through https.globalAgent).
  */
-async function trustExtraCertificates(): Promise<void> {
+export async function trustExtraCertificates(): Promise<void> {
   const file = process.env.GLAYER_EXTRA_CA_CERTS;
   if (extraCertificatesLoaded || !file || process.env.NODE_EXTRA_CA_CERTS) return;
   extraCertificatesLoaded = true;
@@ -180,10 +180,10 @@ const ZERO = '0000000000000000000000000000000000000000';
 
 // ---- credentials (http) -----------------------------------------------------------------------------------
 
-interface Creds { username: string; password: string }
+export interface Creds { username: string; password: string }
 
 /** Split `https://user:pass@host/p` into the bare URL and its credentials. */
-function splitCredentials(url: string): { url: string; creds: Creds | null } {
+export function splitCredentials(url: string): { url: string; creds: Creds | null } {
   const m = /^(https?:\/\/)([^/@]*)@(.*)$/i.exec(url);
   if (!m) return { url, creds: null };
   const colon = m[2].indexOf(':');
@@ -234,8 +234,8 @@ export async function hasSystemGit(): Promise<boolean> {
   return ok;
 }
 
-/** Answers isomorphic-git's onAuth/onAuthFailure/onAuthSuccess from the URL, the environment and git's helpers. */
-class CredentialSource {
+/** Credentials for an http remote, from the URL, the environment and git's helpers (asked once, on a 401). */
+export class CredentialSource {
   source: string | null = null;
   private fromHelper: Creds | null = null;
   private tried = false;
@@ -282,91 +282,13 @@ class CredentialSource {
   async succeeded(): Promise<void> {
     if (this.fromHelper) await runGit(['credential', 'approve'], { input: this.request(this.fromHelper) }).catch(() => null);
   }
-
-  callbacks() {
-    return {
-      onAuth: async () => this.fill(),
-      onAuthFailure: async () => { await this.failed(); return undefined; },
-      onAuthSuccess: async () => { await this.succeeded(); },
-    };
-  }
-}
-
-/** Turn isomorphic-git's and node's errors into one clear line. */
-function httpError(url: string, e: unknown, creds: CredentialSource): GlayerError {
-  if (e instanceof GlayerError) return e;
-  const err = e as { code?: string; message?: string; data?: { statusCode?: number; statusMessage?: string; reason?: string } };
-  if (err.code === 'HttpError' || err.code === 'UserCanceledError') {
-    const status = err.data?.statusCode;
-    if (status === 401 || status === 403 || status === 203 || err.code === 'UserCanceledError') return new AuthError(url, creds.rejected || (status === 403 && creds.source !== null), creds.source);
-    if (status === 404) return new RemoteError(url, 'repository not found (HTTP 404)', { status });
-    return new RemoteError(url, `HTTP ${status} ${err.data?.statusMessage ?? ''}`.trim(), { status });
-  }
-  if (err.code === 'SmartHttpError') return new RemoteError(url, 'not a git repository (the server did not answer as a git smart-HTTP server)');
-  if (err.code && /^E[A-Z]+$/.test(err.code)) return new RemoteError(url, `cannot connect (${err.code})`, { errno: err.code });
-  return new RemoteError(url, String(err.message ?? e).split('\n')[0]);
-}
-
-function progressAdapter(opts: TransferOptions) {
-  return opts.onProgress && ((p: { phase: string; loaded: number; total: number }) => opts.onProgress!({ phase: p.phase, done: p.loaded, total: p.total || p.loaded }));
-}
-
-type HttpClient = Awaited<ReturnType<typeof iso>>['http'];
-
-/**
- * isomorphic-git's fetch throws "Could not find HEAD" when the remote's HEAD is unborn (a bare repository whose
- * HEAD names a branch nobody pushed), even when the refs it was asked for exist. This client gives such an
- * advertisement a HEAD line (naming the first advertised ref's commit) so the fetch goes on; it changes nothing
- * else, and what HEAD points to is never used.
- */
-function withHead(http: HttpClient): HttpClient {
-  return {
-    async request(req) {
-      const res = await http.request(req);
-      if ((req.method ?? 'GET') !== 'GET' || !/\/info\/refs\?service=git-upload-pack$/.test(req.url) || res.statusCode !== 200 || !res.body) return res;
-      const chunks: Uint8Array[] = [];
-      for await (const c of res.body) chunks.push(c);
-      const body = Buffer.concat(chunks);
-      return { ...res, body: (async function* () { yield addHeadLine(body); })() };
-    },
-  };
-}
-
-function pkt(text: Buffer): Buffer {
-  return Buffer.concat([Buffer.from((text.length + 4).toString(16).padStart(4, '0'), 'latin1'), text]);
-}
-
-/** Insert `<oid> HEAD` before the first ref of a v1 upload-pack advertisement that has no HEAD. */
-export function addHeadLine(body: Buffer): Buffer {
-  const lines: Array<{ start: number; end: number }> = [];
-  let p = 0;
-  while (p + 4 <= body.length) {
-    const len = parseInt(body.toString('latin1', p, p + 4), 16);
-    if (Number.isNaN(len)) return body;
-    const end = len === 0 ? p + 4 : p + len;
-    if (end > body.length) return body;
-    lines.push({ start: p, end });
-    p = end;
-  }
-  // The first ref line follows the "# service=" line and its flush.
-  const k = lines.findIndex((l) => body.subarray(l.start + 4, l.end).toString('latin1').startsWith('# service=')) + 2;
-  if (k < 2 || k >= lines.length) return body;
-  const first = body.subarray(lines[k].start + 4, lines[k].end);
-  const nul = first.indexOf(0);
-  const oid = first.toString('latin1', 0, 40);
-  const name = first.toString('latin1', 41, nul < 0 ? first.length : nul).trim();
-  if (name === 'HEAD' || nul < 0 || !/^[0-9a-f]{40}$/.test(oid) || /^0{40}$/.test(oid)) return body;
-  const caps = first.subarray(nul); // "\0caps\n"
-  const head = pkt(Buffer.concat([Buffer.from(`${oid} HEAD`, 'latin1'), caps]));
-  const rest = pkt(Buffer.concat([first.subarray(0, nul), Buffer.from('\n')]));
-  return Buffer.concat([body.subarray(0, lines[k].start), head, rest, body.subarray(lines[k].end)]);
 }
 
 // ---- the quarantine ---------------------------------------------------------------------------------------
 
 /**
- * A throwaway git directory that shares the store's objects and holds a copy of its refs: isomorphic-git and
- * git may write refs there as they like; none reaches the store.
+ * A throwaway git directory that shares the store's objects and holds a copy of its refs: git may write refs
+ * there as it likes; none reaches the store.
  */
 async function withQuarantine<T>(gitdir: string, fn: (q: string) => Promise<T>, config = ''): Promise<T> {
   const q = join(gitdir, 'glayer', `quarantine-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
@@ -398,21 +320,28 @@ export async function listRemote(t: Transport, opts: TransferOptions = {}): Prom
     } finally { src.close(); }
   }
   if (t.kind === 'git') return gitListRemote(t.url);
-  const { git, http } = await iso();
-  const { url, creds } = splitCredentials(t.url);
-  const cs = new CredentialSource(url, creds);
-  let list: Array<{ ref: string; oid: string; target?: string; peeled?: string }>;
-  try {
-    list = await git.listServerRefs({ http, url, protocolVersion: 1, symrefs: true, peelTags: true, ...cs.callbacks() });
-  } catch (e) { throw httpError(t.url, e, cs); }
+  const session = await openHttp(t);
+  const adv = await session.discover('git-upload-pack');
   void opts;
   const refs = new Map<string, string>();
-  let head: string | null = null;
-  for (const r of list) {
-    if (r.ref === 'HEAD') { head = r.target ?? null; continue; }
-    if (r.ref.startsWith('refs/heads/') || r.ref.startsWith('refs/tags/')) refs.set(r.ref, r.peeled ?? r.oid);
+  for (const [ref, oid] of adv.refs) {
+    if (ref.endsWith('^{}')) continue;
+    if (ref.startsWith('refs/heads/') || ref.startsWith('refs/tags/')) refs.set(ref, adv.refs.get(`${ref}^{}`) ?? oid);
   }
-  return { refs, head };
+  return { refs, head: adv.symrefs.get('HEAD') ?? null };
+}
+
+/** A smart-HTTP session for an http(s) remote (the client module is loaded only when one is used). */
+async function openHttp(t: Extract<Transport, { kind: 'http' }>) {
+  const [{ SmartHttp }] = await Promise.all([import('./smart-http.js'), trustExtraCertificates()]);
+  const { url, creds } = splitCredentials(t.url);
+  return new SmartHttp(url, t.url, new CredentialSource(url, creds));
+}
+
+/** Our refs' tips (branches, remote-tracking branches, tags) that the store has: the haves of a fetch. */
+function haveTips(gitdir: string, store: ObjectStore): string[] {
+  const all = new Set([...listRefs(gitdir, 'refs/heads/').values(), ...listRefs(gitdir, 'refs/remotes/').values(), ...listRefs(gitdir, 'refs/tags/').values()]);
+  return [...all].filter((oid) => store.has(oid));
 }
 
 function localHead(gitdir: string): string | null {
@@ -480,26 +409,22 @@ export async function fetchObjects(gitdir: string, t: Transport, wanted: string[
 }
 
 async function httpFetch(gitdir: string, t: Extract<Transport, { kind: 'http' }>, wanted: string[], opts: TransferOptions): Promise<Map<string, string>> {
-  const { git, http } = await iso();
-  const { url, creds } = splitCredentials(t.url);
-  const cs = new CredentialSource(url, creds);
-  const tags = wanted.some((r) => r.startsWith('refs/tags/'));
-  return withQuarantine(gitdir, async (q) => {
-    try {
-      await git.fetch({
-        fs, http: withHead(http), gitdir: q, url, remote: 'incoming', remoteRef: wanted[0], singleBranch: false,
-        tags, ...cs.callbacks(), onProgress: progressAdapter(opts),
-      });
-    } catch (e) { throw httpError(t.url, e, cs); }
-    const out = new Map<string, string>();
-    for (const ref of wanted) {
-      const local = ref.startsWith('refs/heads/') ? `refs/remotes/incoming/${ref.slice(11)}` : ref;
-      const oid = readRef(q, local);
-      if (!oid) throw new RemoteError(t.url, `the remote did not send ${ref}`);
-      out.set(ref, oid);
-    }
-    return out;
-  }, `[remote "incoming"]\n\turl = ${url.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}\n\tfetch = +refs/heads/*:refs/remotes/incoming/*\n`);
+  const session = await openHttp(t);
+  const adv = await session.discover('git-upload-pack');
+  const out = new Map<string, string>();
+  for (const ref of wanted) {
+    const oid = adv.refs.get(ref);
+    if (!oid) throw new RemoteError(t.url, `the remote did not send ${ref}`);
+    out.set(ref, oid);
+  }
+  const store = new ObjectStore(gitdir);
+  try {
+    const wants = [...new Set(out.values())].filter((oid) => !store.has(oid));
+    if (wants.length) await session.fetchPack(gitdir, adv, wants, haveTips(gitdir, store), opts.onProgress);
+  } finally {
+    store.close();
+  }
+  return out;
 }
 
 async function localFetch(gitdir: string, t: Extract<Transport, { kind: 'local' }>, wanted: string[], added: string[]): Promise<Map<string, string>> {
@@ -613,25 +538,54 @@ export interface PushRequest {
 export async function pushRef(gitdir: string, t: Transport, req: PushRequest, opts: TransferOptions = {}): Promise<void> {
   if (t.kind === 'local') return localPush(gitdir, t, req);
   if (t.kind === 'git') return gitPush(gitdir, t.url, req);
-  const { git, http } = await iso();
-  const { url, creds } = splitCredentials(t.url);
-  const cs = new CredentialSource(url, creds);
-  await withQuarantine(gitdir, async (q) => {
-    fs.writeFileSync(join(q, 'refs', 'heads', 'glayer-push'), `${req.oid}\n`);
-    try {
-      await git.push({
-        fs, http, gitdir: q, url, ref: 'refs/heads/glayer-push', remoteRef: req.ref, remote: 'incoming',
-        force: req.force ?? false, ...cs.callbacks(), onProgress: progressAdapter(opts),
-      });
-    } catch (e) {
-      const err = e as { code?: string; data?: { reason?: string; result?: unknown } ; message?: string };
-      if (err.code === 'PushRejectedError' && err.data?.reason === 'not-fast-forward') {
-        throw new NonFastForwardError(t.url, req.ref, req.expected ?? ZERO, req.oid, true);
-      }
-      if (err.code === 'GitPushError') throw new RemoteError(t.url, `the remote refused ${req.ref}: ${String(err.message ?? '').replace(/\s+/g, ' ').trim()}`);
-      throw httpError(t.url, e, cs);
+  return httpPush(gitdir, t, req, opts);
+}
+
+async function httpPush(gitdir: string, t: Extract<Transport, { kind: 'http' }>, req: PushRequest, opts: TransferOptions): Promise<void> {
+  const session = await openHttp(t);
+  const adv = await session.discover('git-receive-pack');
+  const current = adv.refs.get(req.ref) ?? null;
+  if (current === req.oid) return;
+  if (current !== req.expected) {
+    throw new RemoteError(t.url, `${req.ref} moved while glayer was pushing (now ${current?.slice(0, 12) ?? 'absent'}); fetch and try again`);
+  }
+  const store = new ObjectStore(gitdir);
+  try {
+    if (current !== null && !req.force && !reaches(store, req.oid, current)) {
+      throw new NonFastForwardError(t.url, req.ref, current, req.oid, store.has(current));
     }
-  });
+    const { buildPushPack } = await import('./smart-http.js');
+    const theirs = [...adv.refs.values()].filter((oid) => store.has(oid));
+    const pack = await buildPushPack(store, req.oid, theirs, opts.onProgress);
+    try {
+      const refused = await session.sendPack(adv, req.ref, current ?? ZERO, req.oid, pack, opts.onProgress);
+      if (refused !== null) {
+        if (/non-fast-forward|fetch first|stale info/.test(refused)) throw new NonFastForwardError(t.url, req.ref, current ?? ZERO, req.oid, true);
+        throw new RemoteError(t.url, `the remote refused ${req.ref}: ${refused.replace(/\s+/g, ' ').trim()}`);
+      }
+    } finally {
+      pack.discard();
+    }
+  } finally {
+    store.close();
+  }
+}
+
+/** Is commit `ancestor` reachable from `from` in the local store? */
+function reaches(store: ObjectStore, from: string, ancestor: string): boolean {
+  if (!store.has(ancestor)) return false;
+  const seen = new Set<string>();
+  const todo = [from];
+  while (todo.length) {
+    const c = todo.pop()!;
+    if (c === ancestor) return true;
+    if (seen.has(c) || !store.has(c)) continue;
+    seen.add(c);
+    const o = store.read(c);
+    if (o.type === 'commit') todo.push(...parseCommit(c, o.data).parents);
+    else if (o.type === 'tag') { const m = /^object ([0-9a-f]{40})$/m.exec(o.data.toString('latin1')); if (m) todo.push(m[1]); }
+  }
+  return false;
 }
 
 async function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }>, req: PushRequest): Promise<void> {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import {
-  addHeadLine, copyObjects, fetchObjects, listRemote, localGitdir, pushRef, RemoteError, safeUrl, transportFor,
+  copyObjects, fetchObjects, listRemote, localGitdir, pushRef, RemoteError, safeUrl, transportFor,
 } from '../../src/store/remote.js';
 import { ObjectStore } from '../../src/store/objects.js';
 import { ObjectError } from '../../src/errors.js';
@@ -49,22 +49,6 @@ const SAFE: Array<[string, string]> = [
   ['/srv/a@b:c', '/srv/a@b:c'],
 ];
 for (const [url, want] of SAFE) test(`safeUrl hides passwords: ${url}`, () => assert.is(safeUrl(url), want));
-
-function pktLine(s: string): string {
-  return (s.length + 4).toString(16).padStart(4, '0') + s;
-}
-
-test('addHeadLine gives an advertisement without HEAD one, and leaves one with HEAD alone', () => {
-  const oid = 'a'.repeat(40);
-  const without = Buffer.from(pktLine('# service=git-upload-pack\n') + '0000' + pktLine(`${oid} refs/heads/base\0multi_ack side-band-64k\n`) + '0000', 'latin1');
-  const fixed = addHeadLine(without).toString('latin1');
-  assert.is(fixed, pktLine('# service=git-upload-pack\n') + '0000' + pktLine(`${oid} HEAD\0multi_ack side-band-64k\n`) + pktLine(`${oid} refs/heads/base\n`) + '0000');
-  const withHead = Buffer.from(pktLine('# service=git-upload-pack\n') + '0000' + pktLine(`${oid} HEAD\0caps\n`) + pktLine(`${oid} refs/heads/main\n`) + '0000', 'latin1');
-  assert.is(addHeadLine(withHead).toString('latin1'), withHead.toString('latin1'));
-  const empty = Buffer.from(pktLine('# service=git-upload-pack\n') + '0000' + pktLine(`${'0'.repeat(40)} capabilities^{}\0caps\n`) + '0000', 'latin1');
-  assert.is(addHeadLine(empty).toString('latin1'), empty.toString('latin1'));
-  assert.is(addHeadLine(Buffer.from('garbage')).toString(), 'garbage');
-});
 
 /** A bare repository with a small history made by native git: returns [gitdir, top]. */
 function nativeRepo(base: string, name = 'src.git'): [string, string] {
