@@ -11,7 +11,7 @@ import { checkRefName, listRefs, readRef, updateRef } from '../store/refs.js';
 import { listRemote, NonFastForwardError, peel, pushRef, pushRefs, safeUrl, writeUpstream, type PushRequest } from '../store/remote.js';
 import type { Store } from '../store/store.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { configBelow, configRef, trackConfig } from './image-config.js';
+import { configBelow, configRef, remoteConfigRef, trackConfig } from './image-config.js';
 import { defaultRemote, resolveSource, stackName } from './remote.js';
 import type { WorkspaceOptions } from './types.js';
 
@@ -103,14 +103,18 @@ export async function push(opts: PushOptions = {}): Promise<PushResult> {
     const mine = readRef(ws.gitdir, cref);
     const theirs = listed.configs.get(cref) ?? null;
     const where = source.name ?? safeUrl(source.url);
-    const leftBehind = (why: string): void => {
+    const tracked = source.name ? ` (git log ${remoteConfigRef(source.name, stack)})` : '';
+    const leftBehind = (why: string, newer = false): void => {
       result.config = 'rejected';
-      result.warnings.push(`the image config of ${stack} was not pushed: ${why}; run 'glayer fetch' and 'glayer pull' to take the remote's first, or push --force to replace it`);
+      result.warnings.push(newer
+        ? `the image config of ${stack} was not pushed: ${why}; run 'glayer pull' to take it (fetch first), or push --force to replace it`
+        : `the image config of ${stack} was not pushed: ${why}; run 'glayer fetch' and compare${tracked}, or push --force to replace it`);
     };
     if (mine !== null) {
       if (theirs === mine) result.config = 'up-to-date';
       else if (theirs === null || opts.force || isAncestor(store, theirs, mine)) reqs.push({ oid: mine, ref: cref, expected: theirs, force: opts.force, optional: true });
-      else leftBehind(`${where} has another one (${theirs.slice(0, 12)}) that ${store.objects.has(theirs) && configBelow(store, mine, theirs) ? 'is newer than the local one' : 'the local one does not build on'}`);
+      else if (store.objects.has(theirs) && configBelow(store, mine, theirs)) leftBehind(`${where} has a newer one (${theirs.slice(0, 12)})`, true);
+      else leftBehind(store.objects.has(theirs) ? `${where} has one (${theirs.slice(0, 12)}) that has diverged from the local one` : `${where} has one (${theirs.slice(0, 12)}) that the local one does not build on`);
     }
     if (reqs.length === 1 && reqs[0].ref === ref) {
       await pushRef(ws.gitdir, source.transport, reqs[0], { onProgress: opts.onProgress });

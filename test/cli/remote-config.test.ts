@@ -142,6 +142,7 @@ for (const kind of ['http', 'local'] as const) {
       assert.match(lines[0], /image config of app was not pushed/);
       assert.match(lines[0], /--force/);
       assert.match(lines[0], /fetch/);
+      assert.match(lines[0], /git log refs\/glayer\/remote-config\/origin\/app/);
       assert.is(rev(remote.bare, CREF), aCfg);
       const rjj = await json<{ config: string; warnings: string[] }>(B, 'push');
       assert.is(rjj.config, 'rejected');
