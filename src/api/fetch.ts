@@ -5,6 +5,9 @@
  * through the union engine (entry names, markers, submodules) and its tree walked for missing objects; only when
  * every fetched stack passes do the remote-tracking refs (`refs/remotes/NAME/STACK`) move. A bad remote gives
  * one line naming the object and the path, and nothing local changes.
+ *
+ * Each fetched stack's image config (`refs/glayer/config/STACK` on the remote) comes along, is checked (a commit
+ * whose tree holds a JSON config.json), and lands in `refs/glayer/remote-config/NAME/STACK`.
  */
 import { walkTree } from '../core/tree.js';
 import { GlayerError, ObjectError, UsageError } from '../errors.js';
@@ -13,6 +16,7 @@ import {
   addRemoteConfig, fetchObjects, listRemote, peel, safeUrl, writeUpstream, type RemoteRefs,
 } from '../store/remote.js';
 import type { Store } from '../store/store.js';
+import { checkConfigCommit, configRef, followConfig, remoteConfigRef, trackConfig } from './image-config.js';
 import { Workspace, withWorkspace } from '../workspace/workspace.js';
 import { defaultRemote, resolveSource, stackName, type Source } from './remote.js';
 import type { Progress, WorkspaceOptions } from './types.js';
@@ -70,6 +74,8 @@ export interface Fetched {
   tops: Map<string, string>;
   /** Remote ref -> the object it names as received (an annotated tag's own object), where known. */
   raw: Map<string, string>;
+  /** Remote stack name -> its image config commit (fetched and checked), for the branches fetched that have one. */
+  configs: Map<string, string>;
 }
 
 /**
@@ -81,10 +87,19 @@ export async function fetchChecked(store: Store, source: Source, wanted: string[
   const refs = wanted ?? [...listed.refs.keys()].filter((r) => r.startsWith('refs/heads/'));
   // A tag not here yet is fetched even when its layer is: an annotated tag's own object may be missing.
   const missing = refs.filter((r) => !listed.refs.has(r) || !store.objects.has(listed.refs.get(r)!) || (r.startsWith('refs/tags/') && readRef(store.gitdir, r) === null));
+  // The image configs of the branches fetched, in the same request.
+  const cfgRefs = new Map<string, string>();
+  for (const r of refs) {
+    if (!r.startsWith('refs/heads/')) continue;
+    const c = configRef(r.slice(11));
+    if (listed.configs.has(c)) cfgRefs.set(r.slice(11), c);
+  }
+  for (const c of cfgRefs.values()) if (!store.objects.has(listed.configs.get(c)!)) missing.push(c);
   const got = await fetchObjects(store.gitdir, source.transport, missing, { onProgress });
   store.objects.rescan();
   const tops = new Map<string, string>();
   const rawRefs = new Map<string, string>();
+  const configs = new Map<string, string>();
   try {
     const known = knownLayers(store);
     for (const ref of refs) {
@@ -99,13 +114,21 @@ export async function fetchChecked(store: Store, source: Source, wanted: string[
       tops.set(ref, top);
       rawRefs.set(ref, raw);
     }
+    for (const [stack, c] of cfgRefs) {
+      const oid = got.refs.get(c) ?? listed.configs.get(c)!;
+      try { checkConfigCommit(store, oid); } catch (e) {
+        if (e instanceof GlayerError) throw new RemoteContentError(source.url, c, e.message);
+        throw e;
+      }
+      configs.set(stack, oid);
+    }
   } catch (e) {
     // Refused: take back every object that arrived, so the store is as it was.
     got.discard();
     store.objects.rescan();
     throw e;
   }
-  return { source, listed, tops, raw: rawRefs };
+  return { source, listed, tops, raw: rawRefs, configs };
 }
 
 export interface RefUpdate { ref: string; old: string | null; new: string }
@@ -146,6 +169,9 @@ export interface FetchResult {
   tagsRejected: string[];
   /** Remote-tracking stacks deleted by `prune`. */
   pruned: string[];
+  /** Image configs of the remote's stacks that moved (`refs/glayer/remote-config/NAME/STACK`), and those pruned. */
+  configs: RefUpdate[];
+  configsPruned: string[];
 }
 
 export async function fetch(opts: FetchOptions = {}): Promise<FetchResult> {
@@ -159,6 +185,14 @@ export async function fetch(opts: FetchOptions = {}): Promise<FetchResult> {
     const f = await fetchChecked(ws.store, source, wanted, opts.onProgress);
     const heads = new Map([...f.tops].filter(([r]) => r.startsWith('refs/heads/')));
     const updated = source.name ? updateTracking(ws.store, source.name, heads) : [];
+    const configs: RefUpdate[] = [];
+    if (source.name) {
+      for (const [stack, oid] of f.configs) {
+        const ref = remoteConfigRef(source.name, stack);
+        const old = readRef(ws.gitdir, ref);
+        if (trackConfig(ws.store, source.name, stack, oid)) configs.push({ ref, old, new: oid });
+      }
+    }
     const tags: RefUpdate[] = [];
     const tagsRejected: string[] = [];
     for (const [ref, top] of f.tops) {
@@ -177,7 +211,18 @@ export async function fetch(opts: FetchOptions = {}): Promise<FetchResult> {
         pruned.push(ref);
       }
     }
-    return { remote: source.name, url: safeUrl(source.url), updated, stacks: [...heads].map(([ref, top]) => ({ ref, top })), tags, tagsRejected, pruned };
+    // The configs of stacks gone from the remote, or whose config is gone, go too.
+    const configsPruned: string[] = [];
+    if (opts.prune && source.name) {
+      const prefix = remoteConfigRef(source.name, '');
+      for (const [ref, oid] of listRefs(ws.gitdir, prefix)) {
+        const stack = ref.slice(prefix.length);
+        if (listed.refs.has(`refs/heads/${stack}`) && listed.configs.has(configRef(stack))) continue;
+        deleteRef(ws.gitdir, ref, oid);
+        configsPruned.push(ref);
+      }
+    }
+    return { remote: source.name, url: safeUrl(source.url), updated, stacks: [...heads].map(([ref, top]) => ({ ref, top })), tags, tagsRejected, pruned, configs, configsPruned };
   });
 }
 
@@ -227,6 +272,12 @@ export async function startFrom(store: Store, from: string, opts: { cwd: string;
   const top = f.tops.get(remoteRef)!;
   updateTracking(store, 'origin', f.tops);
   if (remoteRef.startsWith('refs/heads/')) await writeUpstream(store.gitdir, stack, 'origin', remoteRef);
+  // The stack's image config comes with it (under the local stack's name).
+  const cfg = remoteRef.startsWith('refs/heads/') ? f.configs.get(remoteRef.slice(11)) : undefined;
+  if (cfg) {
+    trackConfig(store, 'origin', remoteRef.slice(11), cfg);
+    followConfig(store, stack, cfg);
+  }
   store.moveStack(top, null);
   return { head: top, ref: `refs/heads/${stack}`, remoteRef, url: safeUrl(source.url) };
 }

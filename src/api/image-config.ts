@@ -5,11 +5,12 @@
  *
  * Where it lives: the ref `refs/glayer/config/STACK` names a commit whose tree holds one file, `config.json`.
  * Each change is a new commit on that ref (the config has a history, `git log refs/glayer/config/STACK`), and
- * it is an ordinary git object, so `git push REMOTE 'refs/glayer/*:refs/glayer/*'` carries it. `glayer push` and
- * `glayer fetch` move stacks (refs/heads) only, so they do not carry it yet: after a clone, a stack without a
- * config exports with the default one (linux/amd64, no command).
+ * it is an ordinary git object. It travels with its stack: `glayer push` sends it (fast-forward only, unless
+ * --force), `glayer fetch` brings it to `refs/glayer/remote-config/REMOTE/STACK` (outside refs/heads, refs/tags
+ * and refs/remotes, so nothing lists it as a stack), `clone` sets it, `pull` fast-forwards it. A stack without
+ * a config exports with the default one (linux/amd64, no command).
  */
-import { UsageError } from '../errors.js';
+import { GlayerError, ObjectError, UsageError } from '../errors.js';
 import type { ImageConfig } from '../image/layout.js';
 import { formatCommit } from '../store/commits.js';
 import type { ObjectWriter } from '../store/objects.js';
@@ -23,6 +24,79 @@ export const CONFIG_FILE = 'config.json';
 
 export function configRef(stack: string): string {
   return `refs/glayer/config/${stack}`;
+}
+
+/** Where `fetch` keeps the config of REMOTE's stack STACK (like refs/remotes/REMOTE/STACK for its layers). */
+export function remoteConfigRef(remote: string, stack: string): string {
+  return `refs/glayer/remote-config/${remote}/${stack}`;
+}
+
+/**
+ * Check a config commit that came from a remote before a ref names it: each commit of its history is here, and
+ * the top's tree holds `config.json`, a JSON object. Throws an ObjectError naming what is wrong.
+ */
+export function checkConfigCommit(store: Store, oid: string): void {
+  const seen = new Set<string>();
+  for (const todo = [oid]; todo.length;) {
+    const c = todo.pop()!;
+    if (seen.has(c)) continue;
+    seen.add(c);
+    if (!store.objects.has(c)) throw new ObjectError(c, 'missing (an image config commit)');
+    todo.push(...store.readCommit(c).parents);
+  }
+  const tree = store.objects.readTree(store.readCommit(oid).tree);
+  const e = tree.find((x) => x.name === CONFIG_FILE);
+  if (!e || e.mode !== '100644') throw new ObjectError(oid, `not an image config (no ${CONFIG_FILE} in its tree)`);
+  let v: unknown;
+  try { v = JSON.parse(store.objects.readType(e.oid, 'blob').toString('utf8')); } catch (err) {
+    if (err instanceof GlayerError) throw err;
+    throw new ObjectError(e.oid, `not an image config (${CONFIG_FILE} is not JSON)`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ObjectError(e.oid, `not an image config (${CONFIG_FILE} is not a JSON object)`);
+}
+
+/** Point `ref` at `oid` (a config commit already checked), unless it is there already; returns whether it moved. */
+export function setConfigRef(store: Store, ref: string, oid: string): boolean {
+  const old = readRef(store.gitdir, ref);
+  if (old === oid) return false;
+  updateRef(store.gitdir, ref, oid, old);
+  return true;
+}
+
+/** Move `refs/glayer/remote-config/REMOTE/STACK` to `oid` (skipped for a name git refuses); whether it moved. */
+export function trackConfig(store: Store, remote: string, stack: string, oid: string): boolean {
+  const ref = remoteConfigRef(remote, stack);
+  try { checkRefName(ref); } catch { return false; }
+  return setConfigRef(store, ref, oid);
+}
+
+/** Is commit `ancestor` in the history of commit `from` (every parent; only the local store is searched)? */
+export function configBelow(store: Store, ancestor: string, from: string): boolean {
+  if (!store.objects.has(ancestor)) return false;
+  const seen = new Set<string>();
+  for (const todo = [from]; todo.length;) {
+    const c = todo.pop()!;
+    if (c === ancestor) return true;
+    if (seen.has(c) || !store.objects.has(c)) continue;
+    seen.add(c);
+    todo.push(...store.readCommit(c).parents);
+  }
+  return false;
+}
+
+export type ConfigPull = 'fast-forward' | 'up-to-date' | 'kept';
+
+/**
+ * After a pull or a clone: move the local config of `stack` to `fetched` (the remote's) when the local one is
+ * absent or below it; keep a local one that is ahead or has diverged (`kept`, with a warning for the caller).
+ */
+export function followConfig(store: Store, stack: string, fetched: string): ConfigPull {
+  const ref = configRef(stack);
+  const local = readRef(store.gitdir, ref);
+  if (local === fetched || (local !== null && configBelow(store, fetched, local))) return 'up-to-date';
+  if (local !== null && !configBelow(store, local, fetched)) return 'kept';
+  updateRef(store.gitdir, ref, fetched, local);
+  return 'fast-forward';
 }
 
 /** The default config of a stack that has none. */

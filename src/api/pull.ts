@@ -12,6 +12,9 @@
  *
  * Everything fetched is checked first (fetch.ts); the stack moves only after every new object is written; then
  * the writable layer and the view follow (the reconcile of sync.ts), keeping any edit not yet committed.
+ *
+ * The stack's image config follows the upstream's: fast-forwarded when the local one is absent or older; a local
+ * one that has diverged is kept, with one warning.
  */
 import { diffTrees } from '../core/changes.js';
 import { computeDelta } from '../core/delta.js';
@@ -27,6 +30,7 @@ import { readUpstream, safeUrl } from '../store/remote.js';
 import type { Store } from '../store/store.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import { fetchChecked, updateTracking } from './fetch.js';
+import { followConfig, trackConfig } from './image-config.js';
 import { defaultRemote, resolveSource, stackName } from './remote.js';
 import { reconcile } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
@@ -81,6 +85,8 @@ export interface PullResult {
   /** Paths both sides changed, resolved by the strategy. */
   conflicts: string[];
   warnings: string[];
+  /** The image config: moved to the upstream's, already so (or ahead), kept (diverged), or null (none upstream). */
+  config: 'fast-forward' | 'up-to-date' | 'kept' | null;
 }
 
 export async function pull(opts: PullOptions = {}): Promise<PullResult> {
@@ -105,15 +111,25 @@ export async function pull(opts: PullOptions = {}): Promise<PullResult> {
     const L = store.head();
     const result: PullResult = {
       remote: source.name, url: safeUrl(source.url), upstream: remoteRef, upstreamTop: U,
-      old: L, new: L, mode: 'up-to-date', rebased: [], conflicts: [], warnings: [],
+      old: L, new: L, mode: 'up-to-date', rebased: [], conflicts: [], warnings: [], config: null,
     };
-    const finish = (): void => { if (source.name) updateTracking(store, source.name, f.tops); };
+    const remoteStack = remoteRef.startsWith('refs/heads/') ? remoteRef.slice(11) : null;
+    const cfg = remoteStack !== null ? f.configs.get(remoteStack) ?? null : null;
+    const finish = (): void => {
+      if (source.name) updateTracking(store, source.name, f.tops);
+      if (cfg === null) return;
+      if (source.name) trackConfig(store, source.name, remoteStack!, cfg);
+      result.config = followConfig(store, stack, cfg);
+    };
+    const configWarning = (): string[] => (result.config === 'kept'
+      ? [`the image config of ${stack} and ${label}'s have diverged; kept the local one (the upstream's is ${cfg!.slice(0, 12)}; see 'git log' of it, set what you need with 'glayer image-config', or push --force to publish the local one)`]
+      : []);
 
     const localChain = store.layers(L);
     if (L === U || localChain.some((c) => c.oid === U)) {
       finish();
       // A pull that moved the stack and then failed (a full disk) left the view behind: bring it up to date.
-      result.warnings = (await reconcile(ws, { onProgress: opts.onProgress })).warnings;
+      result.warnings = [...configWarning(), ...(await reconcile(ws, { onProgress: opts.onProgress })).warnings];
       return result;
     }
     const upChain = new Set(store.layers(U).map((c) => c.oid));
@@ -140,7 +156,7 @@ export async function pull(opts: PullOptions = {}): Promise<PullResult> {
     result.new = newTop;
     finish();
     const s = await reconcile(ws, { onProgress: opts.onProgress });
-    result.warnings = s.warnings;
+    result.warnings = [...configWarning(), ...s.warnings];
     return result;
   });
 }

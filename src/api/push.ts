@@ -1,12 +1,17 @@
 /**
  * `push [REMOTE] [STACK]`: publish a stack's layers (its commits) to a remote branch of the same name. Only a
  * fast-forward is accepted (the remote's top must be one of the local stack's layers) unless `force`.
+ *
+ * The stack's image config (`refs/glayer/config/STACK`) goes with it, in the same request: sent when the remote
+ * has none or an older one (a fast-forward), replaced with `force`; a config the remote has that the local one
+ * does not build on is left as it is, with a warning, and the stack is pushed all the same.
  */
 import { UsageError } from '../errors.js';
 import { checkRefName, listRefs, readRef, updateRef } from '../store/refs.js';
-import { listRemote, NonFastForwardError, peel, pushRef, safeUrl, writeUpstream } from '../store/remote.js';
+import { listRemote, NonFastForwardError, peel, pushRef, pushRefs, safeUrl, writeUpstream, type PushRequest } from '../store/remote.js';
 import type { Store } from '../store/store.js';
 import { withWorkspace } from '../workspace/workspace.js';
+import { configBelow, configRef, remoteConfigRef, trackConfig } from './image-config.js';
 import { defaultRemote, resolveSource, stackName } from './remote.js';
 import type { WorkspaceOptions } from './types.js';
 
@@ -34,6 +39,13 @@ export interface PushResult {
   tags?: string[];
   tagsRejected?: string[];
   upstream?: string | null;
+  /**
+   * The stack's image config: sent, already there, rejected (the remote's has diverged, or it refused it), or
+   * null (the stack has none, or `tags`).
+   */
+  config: 'sent' | 'up-to-date' | 'rejected' | null;
+  /** One line each, for the user (a config left behind). */
+  warnings: string[];
 }
 
 /** Is `ancestor` reachable from `from` (any parent)? Only the local store is searched. */
@@ -75,20 +87,50 @@ export async function push(opts: PushOptions = {}): Promise<PushResult> {
           sent.push(tref.slice(10));
         } else if (theirs !== peel(store.objects, tobj)) rejected.push(tref.slice(10));
       }
-      return { remote: source.name, url: safeUrl(source.url), ref: 'refs/tags/*', old: null, new: oid, upToDate: sent.length === 0, tags: sent, tagsRejected: rejected };
+      return { remote: source.name, url: safeUrl(source.url), ref: 'refs/tags/*', old: null, new: oid, upToDate: sent.length === 0, tags: sent, tagsRejected: rejected, config: null, warnings: [] };
     }
     const old = listed.refs.get(ref) ?? null;
-    const result = { remote: source.name, url: safeUrl(source.url), ref, old, new: oid, upToDate: old === oid };
+    const result: PushResult = { remote: source.name, url: safeUrl(source.url), ref, old, new: oid, upToDate: old === oid, config: null, warnings: [] };
+    const reqs: PushRequest[] = [];
     if (old !== oid) {
       if (old !== null && !opts.force && !isAncestor(store, old, oid)) {
         throw new NonFastForwardError(source.url, ref, old, oid, store.objects.has(old));
       }
-      await pushRef(ws.gitdir, source.transport, { oid, ref, expected: old, force: opts.force }, { onProgress: opts.onProgress });
+      reqs.push({ oid, ref, expected: old, force: opts.force });
+    }
+    // The image config: a fast-forward (or --force), decided here from the listing; the remote re-checks it.
+    const cref = configRef(stack);
+    const mine = readRef(ws.gitdir, cref);
+    const theirs = listed.configs.get(cref) ?? null;
+    const where = source.name ?? safeUrl(source.url);
+    const tracked = source.name ? ` (git log ${remoteConfigRef(source.name, stack)})` : '';
+    const leftBehind = (why: string, newer = false): void => {
+      result.config = 'rejected';
+      result.warnings.push(newer
+        ? `the image config of ${stack} was not pushed: ${why}; run 'glayer pull' to take it (fetch first), or push --force to replace it`
+        : `the image config of ${stack} was not pushed: ${why}; run 'glayer fetch' and compare${tracked}, or push --force to replace it`);
+    };
+    if (mine !== null) {
+      if (theirs === mine) result.config = 'up-to-date';
+      else if (theirs === null || opts.force || isAncestor(store, theirs, mine)) reqs.push({ oid: mine, ref: cref, expected: theirs, force: opts.force, optional: true });
+      else if (store.objects.has(theirs) && configBelow(store, mine, theirs)) leftBehind(`${where} has a newer one (${theirs.slice(0, 12)})`, true);
+      else leftBehind(store.objects.has(theirs) ? `${where} has one (${theirs.slice(0, 12)}) that has diverged from the local one` : `${where} has one (${theirs.slice(0, 12)}) that the local one does not build on`);
+    }
+    if (reqs.length === 1 && reqs[0].ref === ref) {
+      await pushRef(ws.gitdir, source.transport, reqs[0], { onProgress: opts.onProgress });
+    } else if (reqs.length) {
+      const done = await pushRefs(ws.gitdir, source.transport, reqs, { onProgress: opts.onProgress });
+      const why = done.get(cref);
+      if (why === null) result.config = 'sent';
+      else if (why !== undefined) leftBehind(why);
     }
     if (source.name) {
       const tracking = `refs/remotes/${source.name}/${stack}`;
       const cur = readRef(ws.gitdir, tracking);
       if (cur !== oid) updateRef(ws.gitdir, tracking, oid, cur);
+      if (result.config === 'sent' || result.config === 'up-to-date') {
+        trackConfig(store, source.name, stack, mine!);
+      }
     }
     if (opts.setUpstream && source.name) {
       await writeUpstream(ws.gitdir, stack, source.name, ref);

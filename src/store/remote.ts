@@ -170,11 +170,18 @@ export interface TransferOptions {
   onProgress?: (p: { phase: string; done: number; total: number }) => void;
 }
 
-/** What a remote holds: its refs (heads and tags, tags peeled to what they name) and where its HEAD points. */
+/**
+ * What a remote holds: its refs (heads and tags, tags peeled to what they name), where its HEAD points, and the
+ * image configs kept with its stacks (`refs/glayer/config/STACK` -> commit), apart so nothing lists them as stacks.
+ */
 export interface RemoteRefs {
   refs: Map<string, string>;
   head: string | null;
+  configs: Map<string, string>;
 }
+
+/** The prefix of the refs that keep a stack's image config (see api/image-config.ts). */
+export const CONFIG_PREFIX = 'refs/glayer/config/';
 
 const ZERO = '0000000000000000000000000000000000000000';
 
@@ -299,7 +306,7 @@ async function withQuarantine<T>(gitdir: string, fn: (q: string) => Promise<T>, 
     fs.writeFileSync(join(q, 'config'), `[core]\n\trepositoryformatversion = 0\n\tbare = true\n${config}`);
     // Our refs, for negotiation (what we have), under names nothing writes to.
     const lines: string[] = [];
-    const all = new Map([...listRefs(gitdir, 'refs/heads/'), ...listRefs(gitdir, 'refs/remotes/'), ...listRefs(gitdir, 'refs/tags/')]);
+    const all = new Map([...listRefs(gitdir, 'refs/heads/'), ...listRefs(gitdir, 'refs/remotes/'), ...listRefs(gitdir, 'refs/tags/'), ...listRefs(gitdir, 'refs/glayer/')]);
     let k = 0;
     for (const oid of new Set(all.values())) lines.push(`${oid} refs/have/${k++}`);
     fs.writeFileSync(join(q, 'packed-refs'), lines.length ? `# pack-refs with: peeled\n${lines.join('\n')}\n` : '');
@@ -316,7 +323,7 @@ export async function listRemote(t: Transport, opts: TransferOptions = {}): Prom
     const gd = localGitdir(t.path, t.url);
     const src = new ObjectStore(gd);
     try {
-      return { refs: localRefs(gd, src), head: localHead(gd) };
+      return { refs: localRefs(gd, src), head: localHead(gd), configs: listRefs(gd, CONFIG_PREFIX) };
     } finally { src.close(); }
   }
   if (t.kind === 'git') return gitListRemote(t.url);
@@ -324,11 +331,13 @@ export async function listRemote(t: Transport, opts: TransferOptions = {}): Prom
   const adv = await session.discover('git-upload-pack');
   void opts;
   const refs = new Map<string, string>();
+  const configs = new Map<string, string>();
   for (const [ref, oid] of adv.refs) {
     if (ref.endsWith('^{}')) continue;
     if (ref.startsWith('refs/heads/') || ref.startsWith('refs/tags/')) refs.set(ref, adv.refs.get(`${ref}^{}`) ?? oid);
+    else if (ref.startsWith(CONFIG_PREFIX)) configs.set(ref, oid);
   }
-  return { refs, head: adv.symrefs.get('HEAD') ?? null };
+  return { refs, head: adv.symrefs.get('HEAD') ?? null, configs };
 }
 
 /** A smart-HTTP session for an http(s) remote (the client module is loaded only when one is used). */
@@ -340,7 +349,7 @@ async function openHttp(t: Extract<Transport, { kind: 'http' }>) {
 
 /** Our refs' tips (branches, remote-tracking branches, tags) that the store has: the haves of a fetch. */
 function haveTips(gitdir: string, store: ObjectStore): string[] {
-  const all = new Set([...listRefs(gitdir, 'refs/heads/').values(), ...listRefs(gitdir, 'refs/remotes/').values(), ...listRefs(gitdir, 'refs/tags/').values()]);
+  const all = new Set([...listRefs(gitdir, 'refs/heads/').values(), ...listRefs(gitdir, 'refs/remotes/').values(), ...listRefs(gitdir, 'refs/tags/').values(), ...listRefs(gitdir, 'refs/glayer/').values()]);
   return [...all].filter((oid) => store.has(oid));
 }
 
@@ -532,36 +541,72 @@ export interface PushRequest {
   /** What the remote ref held when we looked (null: absent); the update fails if it moved since. */
   expected: string | null;
   force?: boolean;
+  /**
+   * A refusal of this ref is reported (in pushRefs' answer) instead of thrown: the other refs of the request go
+   * on (an image config that cannot go does not hold back its stack).
+   */
+  optional?: boolean;
 }
 
 /** Update one ref of the remote to `oid`, sending the objects it lacks. */
 export async function pushRef(gitdir: string, t: Transport, req: PushRequest, opts: TransferOptions = {}): Promise<void> {
-  if (t.kind === 'local') return localPush(gitdir, t, req);
-  if (t.kind === 'git') return gitPush(gitdir, t.url, req);
-  return httpPush(gitdir, t, req, opts);
+  await pushRefs(gitdir, t, [{ ...req, optional: false }], opts);
 }
 
-async function httpPush(gitdir: string, t: Extract<Transport, { kind: 'http' }>, req: PushRequest, opts: TransferOptions): Promise<void> {
+/**
+ * Update several refs of the remote in one request (one pack, one receive-pack call), sending the objects they
+ * lack. Returns, for each ref, null when the remote has it now, else (an `optional` request only) why it was
+ * refused; a required request that is refused throws.
+ */
+export async function pushRefs(gitdir: string, t: Transport, reqs: PushRequest[], opts: TransferOptions = {}): Promise<Map<string, string | null>> {
+  if (reqs.length === 0) return new Map();
+  if (t.kind === 'local') return localPush(gitdir, t, reqs);
+  if (t.kind === 'git') return gitPush(gitdir, t.url, reqs);
+  return httpPush(gitdir, t, reqs, opts);
+}
+
+function movedError(url: string, ref: string, current: string | null): RemoteError {
+  return new RemoteError(url, `${ref} moved while glayer was pushing (now ${current?.slice(0, 12) ?? 'absent'}); fetch and try again`);
+}
+
+/** Run `fn` for request `req`: an error of an optional request is recorded in `out` instead of thrown. */
+function settle(out: Map<string, string | null>, req: PushRequest, fn: () => void): boolean {
+  try { fn(); return true; } catch (e) {
+    if (!req.optional || !(e instanceof GlayerError)) throw e;
+    out.set(req.ref, e.message);
+    return false;
+  }
+}
+
+async function httpPush(gitdir: string, t: Extract<Transport, { kind: 'http' }>, reqs: PushRequest[], opts: TransferOptions): Promise<Map<string, string | null>> {
   const session = await openHttp(t);
   const adv = await session.discover('git-receive-pack');
-  const current = adv.refs.get(req.ref) ?? null;
-  if (current === req.oid) return;
-  if (current !== req.expected) {
-    throw new RemoteError(t.url, `${req.ref} moved while glayer was pushing (now ${current?.slice(0, 12) ?? 'absent'}); fetch and try again`);
-  }
+  const out = new Map<string, string | null>();
   const store = new ObjectStore(gitdir);
   try {
-    if (current !== null && !req.force && !reaches(store, req.oid, current)) {
-      throw new NonFastForwardError(t.url, req.ref, current, req.oid, store.has(current));
+    const cmds: Array<{ req: PushRequest; current: string | null }> = [];
+    for (const req of reqs) {
+      const current = adv.refs.get(req.ref) ?? null;
+      if (current === req.oid) { out.set(req.ref, null); continue; }
+      settle(out, req, () => {
+        if (current !== req.expected) throw movedError(t.url, req.ref, current);
+        if (current !== null && !req.force && !reaches(store, req.oid, current)) throw new NonFastForwardError(t.url, req.ref, current, req.oid, store.has(current));
+        cmds.push({ req, current });
+      });
     }
+    if (cmds.length === 0) return out;
     const { buildPushPack } = await import('./smart-http.js');
     const theirs = [...adv.refs.values()].filter((oid) => store.has(oid));
-    const pack = await buildPushPack(store, req.oid, theirs, opts.onProgress);
+    const pack = await buildPushPack(store, cmds.map((c) => c.req.oid), theirs, opts.onProgress);
     try {
-      const refused = await session.sendPack(adv, req.ref, current ?? ZERO, req.oid, pack, opts.onProgress);
-      if (refused !== null) {
-        if (/non-fast-forward|fetch first|stale info/.test(refused)) throw new NonFastForwardError(t.url, req.ref, current ?? ZERO, req.oid, true);
-        throw new RemoteError(t.url, `the remote refused ${req.ref}: ${refused.replace(/\s+/g, ' ').trim()}`);
+      const status = await session.sendPack(adv, cmds.map((c) => ({ ref: c.req.ref, old: c.current ?? ZERO, oid: c.req.oid })), pack, opts.onProgress);
+      for (const { req, current } of cmds) {
+        const refused = status.get(req.ref) ?? null;
+        settle(out, req, () => {
+          if (refused === null) { out.set(req.ref, null); return; }
+          if (/non-fast-forward|fetch first|stale info/.test(refused)) throw new NonFastForwardError(t.url, req.ref, current ?? ZERO, req.oid, true);
+          throw new RemoteError(t.url, `the remote refused ${req.ref}: ${refused.replace(/\s+/g, ' ').trim()}`);
+        });
       }
     } finally {
       pack.discard();
@@ -569,6 +614,7 @@ async function httpPush(gitdir: string, t: Extract<Transport, { kind: 'http' }>,
   } finally {
     store.close();
   }
+  return out;
 }
 
 /** Is commit `ancestor` reachable from `from` in the local store? */
@@ -588,26 +634,42 @@ function reaches(store: ObjectStore, from: string, ancestor: string): boolean {
   return false;
 }
 
-async function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }>, req: PushRequest): Promise<void> {
+async function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }>, reqs: PushRequest[]): Promise<Map<string, string | null>> {
   const dstDir = localGitdir(t.path, t.url);
-  // Like git's receive.denyCurrentBranch: never move the checked-out branch of a repository with a work tree
-  // (or the current stack of a glayer workspace) under its owner's feet.
-  if ((dstDir.endsWith('/.git') || dstDir.endsWith('/.glayer')) && localHead(dstDir) === req.ref) {
-    throw new RemoteError(t.url, `refusing to update ${req.ref}: it is the current ${dstDir.endsWith('/.glayer') ? 'stack of that workspace' : 'branch of that work tree'}; push to a bare repository`);
+  const out = new Map<string, string | null>();
+  const go: PushRequest[] = [];
+  for (const req of reqs) {
+    settle(out, req, () => {
+      // Like git's receive.denyCurrentBranch: never move the checked-out branch of a repository with a work tree
+      // (or the current stack of a glayer workspace) under its owner's feet.
+      if ((dstDir.endsWith('/.git') || dstDir.endsWith('/.glayer')) && localHead(dstDir) === req.ref) {
+        throw new RemoteError(t.url, `refusing to update ${req.ref}: it is the current ${dstDir.endsWith('/.glayer') ? 'stack of that workspace' : 'branch of that work tree'}; push to a bare repository`);
+      }
+      const current = readRef(dstDir, req.ref);
+      if (current !== req.expected && current !== req.oid) throw movedError(t.url, req.ref, current);
+      go.push(req);
+    });
   }
   const src = new ObjectStore(gitdir);
   const dst = new ObjectStore(dstDir);
   try {
-    await copyObjects(src, dst, [req.oid]);
+    await copyObjects(src, dst, go.map((r) => r.oid));
   } finally {
     src.close();
     dst.close();
   }
-  const current = readRef(dstDir, req.ref);
-  if (current !== req.expected) {
-    throw new RemoteError(t.url, `${req.ref} moved while glayer was pushing (now ${current?.slice(0, 12) ?? 'absent'}); fetch and try again`);
+  // Every object is there before any ref moves; then each ref, checked again against what we saw.
+  for (const req of go) {
+    settle(out, req, () => {
+      const current = readRef(dstDir, req.ref);
+      if (current !== req.oid) {
+        if (current !== req.expected) throw movedError(t.url, req.ref, current);
+        updateRef(dstDir, req.ref, req.oid, req.expected);
+      }
+      out.set(req.ref, null);
+    });
   }
-  updateRef(dstDir, req.ref, req.oid, req.expected);
+  return out;
 }
 
 // ---- the system git (ssh and other schemes) ---------------------------------------------------------------
@@ -633,17 +695,20 @@ async function gitListRemote(url: string): Promise<RemoteRefs> {
   if (r.code !== 0) throw gitFailure(url, r, 'listing the remote');
   const refs = new Map<string, string>();
   const peeled = new Map<string, string>();
+  const configs = new Map<string, string>();
   let head: string | null = null;
   for (const line of r.stdout.split('\n')) {
     const m = /^ref: (\S+)\tHEAD$/.exec(line);
     if (m) { head = m[1]; continue; }
+    const c = /^([0-9a-f]{40})\t(refs\/glayer\/config\/\S+)$/.exec(line);
+    if (c) { if (!c[2].endsWith('^{}')) configs.set(c[2], c[1]); continue; }
     const n = /^([0-9a-f]{40})\t(refs\/(?:heads|tags)\/\S+)$/.exec(line);
     if (!n) continue;
     if (n[2].endsWith('^{}')) peeled.set(n[2].slice(0, -3), n[1]);
     else refs.set(n[2], n[1]);
   }
   for (const [k, v] of peeled) refs.set(k, v);
-  return { refs, head };
+  return { refs, head, configs };
 }
 
 async function gitFetch(gitdir: string, url: string, wanted: string[]): Promise<Map<string, string>> {
@@ -662,15 +727,29 @@ async function gitFetch(gitdir: string, url: string, wanted: string[]): Promise<
   });
 }
 
-async function gitPush(gitdir: string, url: string, req: PushRequest): Promise<void> {
+async function gitPush(gitdir: string, url: string, reqs: PushRequest[]): Promise<Map<string, string | null>> {
   await needGit(url);
-  await withQuarantine(gitdir, async (q) => {
-    const lease = `--force-with-lease=${req.ref}:${req.expected ?? ''}`;
-    const r = await runGit(['--git-dir', q, '-c', 'gc.auto=0', 'push', '--quiet', '--porcelain', lease, url, `${req.force ? '+' : ''}${req.oid}:${req.ref}`]);
-    if (r.code !== 0) {
-      if (/non-fast-forward|fetch first|stale info/.test(r.stdout + r.stderr)) throw new NonFastForwardError(url, req.ref, req.expected ?? ZERO, req.oid, true);
-      throw gitFailure(url, { code: r.code, stderr: r.stderr || r.stdout }, 'push');
+  return withQuarantine(gitdir, async (q) => {
+    const leases = reqs.map((req) => `--force-with-lease=${req.ref}:${req.expected ?? ''}`);
+    const specs = reqs.map((req) => `${req.force ? '+' : ''}${req.oid}:${req.ref}`);
+    const r = await runGit(['--git-dir', q, '-c', 'gc.auto=0', 'push', '--porcelain', ...leases, url, ...specs]);
+    // --porcelain: one line per ref, FLAG TAB FROM:TO TAB SUMMARY; `!` is a refusal.
+    const lines = new Map<string, { flag: string; summary: string }>();
+    for (const line of r.stdout.split('\n')) {
+      const m = /^(.)\t[^\t:]*:([^\t]+)\t(.*)$/.exec(line);
+      if (m) lines.set(m[2], { flag: m[1], summary: m[3] });
     }
+    const out = new Map<string, string | null>();
+    for (const req of reqs) {
+      const got = lines.get(req.ref);
+      if (got && got.flag !== '!') { out.set(req.ref, null); continue; }
+      settle(out, req, () => {
+        const why = got?.summary ?? '';
+        if (/non-fast-forward|fetch first|stale info/.test(why)) throw new NonFastForwardError(url, req.ref, req.expected ?? ZERO, req.oid, true);
+        throw gitFailure(url, { code: r.code || 1, stderr: r.stderr || why || r.stdout }, 'push');
+      });
+    }
+    return out;
   });
 }
 

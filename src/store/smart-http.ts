@@ -6,7 +6,7 @@
  * - Fetch: one POST to URL/git-upload-pack with our wants, haves (the tips of our refs) and `done`; the pack
  *   comes back in side-band 1 and is streamed to a temporary file in objects/pack, hashed as it comes; band 2 is
  *   progress, band 3 an error. The file is then indexed from disk (pack-index.ts) and moved into place.
- * - Push: one POST to URL/git-receive-pack with the ref update and a pack streamed from a file built with the
+ * - Push: one POST to URL/git-receive-pack with the ref updates and a pack streamed from a file built with the
  *   store's PackWriter (objects reachable from the pushed commit that the remote's refs do not reach, compared
  *   tree by tree with each commit's parents); report-status tells what the remote did.
  *
@@ -316,15 +316,19 @@ export class SmartHttp {
   // ---- push ---------------------------------------------------------------------------------------------
 
   /**
-   * Send one ref update (`old` -> `oid` for `ref`) with the pack in `pack` (null: an empty pack) and read the
-   * remote's report. Returns null when the remote took it, else its reason.
+   * Send ref updates (`old` -> `oid` for each `ref`; receive-pack takes several commands in one request) with the
+   * pack in `pack` and read the remote's report. Returns, for each ref, null when the remote took it, else its
+   * reason.
    */
-  async sendPack(adv: Advertisement, ref: string, old: string, oid: string, pack: { path: string; size: number }, onProgress?: Progress): Promise<string | null> {
+  async sendPack(adv: Advertisement, cmds: Array<{ ref: string; old: string; oid: string }>, pack: { path: string; size: number }, onProgress?: Progress): Promise<Map<string, string | null>> {
     const caps = adv.caps;
     const band = caps.has('side-band-64k') ? 'side-band-64k' : caps.has('side-band') ? 'side-band' : null;
     if (!caps.has('report-status')) throw this.error('the remote does not report the status of a push (no report-status)');
     const ask = ['report-status', band, caps.has('agent') ? `agent=${AGENT}` : null].filter((c): c is string => c !== null);
-    const prefix = Buffer.concat([pkt(Buffer.from(`${old} ${oid} ${ref}\0${ask.join(' ')}`, 'utf8')), FLUSH]);
+    const prefix = Buffer.concat([
+      ...cmds.map((c, k) => pkt(Buffer.from(k === 0 ? `${c.old} ${c.oid} ${c.ref}\0${ask.join(' ')}` : `${c.old} ${c.oid} ${c.ref}\n`, 'utf8'))),
+      FLUSH,
+    ]);
     const mib = Math.ceil(pack.size / (1 << 20));
     const onSent = onProgress && ((n: number) => onProgress({ phase: 'Sending pack (MiB)', done: Math.min(mib, Math.ceil(n / (1 << 20))), total: mib }));
     const res = await this.request('/git-receive-pack', 'POST', {
@@ -353,20 +357,22 @@ export class SmartHttp {
       throw this.error((e as Error).message);
     }
     let unpack: string | null = null;
-    let status: string | null = null;
+    const status = new Map<string, string | null>();
     try {
       for (const l of parsePkts(report, 'push report')) {
         if (l === null) continue;
         const s = text(l);
-        if (s.startsWith('unpack ')) unpack = s.slice(7);
-        else if (s === `ok ${ref}`) status = 'ok';
-        else if (s.startsWith(`ng ${ref} `)) status = s.slice(ref.length + 4);
+        if (s.startsWith('unpack ')) { unpack = s.slice(7); continue; }
+        for (const { ref } of cmds) {
+          if (s === `ok ${ref}`) status.set(ref, null);
+          else if (s.startsWith(`ng ${ref} `)) status.set(ref, s.slice(ref.length + 4));
+        }
       }
     } catch (e) { throw this.error((e as Error).message); }
     if (unpack === null) throw this.error('the remote sent no report of the push');
     if (unpack !== 'ok') throw this.error(`the remote could not store the objects sent (unpack ${unpack})`);
-    if (status === null) throw this.error(`the remote did not report on ${ref}`);
-    return status === 'ok' ? null : status;
+    for (const { ref } of cmds) if (!status.has(ref)) throw this.error(`the remote did not report on ${ref}`);
+    return status;
   }
 }
 
@@ -388,13 +394,14 @@ function progressParser(onProgress?: Progress): (b: Buffer) => void {
 // ---- the pack to push -------------------------------------------------------------------------------------
 
 /**
- * Write to a temporary pack in `store`'s objects/pack every object reachable from `want` that the remote's
+ * Write to a temporary pack in `store`'s objects/pack every object reachable from `want` (one commit or
+ * several) that the remote's
  * tips `theirs` (those the store has) do not reach: the commits and tags between, and of each commit's tree what
  * differs from its parents' trees at the same path (the parents are on the remote or sent too). Memory: the
  * commit walk's sets, the trees along one path, and the pack writer's 40 bytes per object; large blobs stream.
  * The caller sends the file, then calls discard().
  */
-export async function buildPushPack(store: ObjectStore, want: string, theirs: string[], onProgress?: Progress): Promise<{ path: string; size: number; count: number; discard(): void }> {
+export async function buildPushPack(store: ObjectStore, want: string | string[], theirs: string[], onProgress?: Progress): Promise<{ path: string; size: number; count: number; discard(): void }> {
   // Commits the remote has: everything below its tips we know.
   const remoteHas = new Set<string>();
   const stack: string[] = [];
@@ -431,7 +438,7 @@ export async function buildPushPack(store: ObjectStore, want: string, theirs: st
     w.add(oid, 'tree', data);
   };
   try {
-    const todo = [want];
+    const todo = typeof want === 'string' ? [want] : [...want];
     const seen = new Set<string>();
     while (todo.length) {
       const oid = todo.pop()!;

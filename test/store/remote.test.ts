@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import {
-  copyObjects, fetchObjects, listRemote, localGitdir, pushRef, RemoteError, safeUrl, transportFor,
+  copyObjects, fetchObjects, listRemote, localGitdir, pushRef, pushRefs, RemoteError, safeUrl, transportFor,
 } from '../../src/store/remote.js';
 import { ObjectStore } from '../../src/store/objects.js';
 import { ObjectError } from '../../src/errors.js';
@@ -230,5 +230,65 @@ withGit('ssh: delegated to the system git (a stand-in ssh runs the remote comman
     if (saved.v === undefined) delete process.env.GIT_SSH_VARIANT; else process.env.GIT_SSH_VARIANT = saved.v;
   }
 });
+
+for (const kind of ['local', 'http', 'ssh'] as const) {
+  const t = kind === 'http' && !hasHttpBackend() ? test.skip : withGit;
+  t(`${kind}: pushRefs moves several refs in one request; an optional one refused is reported, the others move; listRemote keeps image configs apart`, async () => {
+    const base = tmpdir();
+    const [src, top] = nativeRepo(base);
+    const server = kind === 'http' ? await serveGit(base) : null;
+    const fake = join(base, 'fake-ssh');
+    fs.writeFileSync(fake, '#!/bin/sh\nshift $(($# - 1))\nexec sh -c "$1"\n', { mode: 0o755 });
+    const saved = { c: process.env.GIT_SSH_COMMAND, v: process.env.GIT_SSH_VARIANT };
+    if (kind === 'ssh') { process.env.GIT_SSH_COMMAND = fake; process.env.GIT_SSH_VARIANT = 'simple'; }
+    try {
+      const url = server ? server.url('src.git') : kind === 'ssh' ? `ssh://example.invalid${src}` : src;
+      const tr = transportFor(url);
+      const dst = join(base, 'dst.git');
+      git(dst, ['init', '--bare', '-q']);
+      await fetchObjects(dst, tr, ['refs/heads/main']);
+      const next = commitTree(dst, mktree(dst, [{ mode: '100644', name: 'n', content: 'n\n' }]), top, 'next');
+      const cfgRef = 'refs/glayer/config/main';
+      const c1 = commitTree(dst, mktree(dst, [{ mode: '100644', name: 'config.json', content: '{"os":"linux"}\n' }]), null, 'config');
+      const done = await pushRefs(dst, tr, [
+        { oid: next, ref: 'refs/heads/main', expected: top },
+        { oid: c1, ref: cfgRef, expected: null, optional: true },
+      ]);
+      assert.equal([...done], [['refs/heads/main', null], [cfgRef, null]]);
+      assert.is(git(src, ['rev-parse', 'refs/heads/main']), next);
+      assert.is(git(src, ['rev-parse', cfgRef]), c1);
+      if (server) assert.is(server.requests.filter((r) => r === 'POST /src.git/git-receive-pack').length, 1);
+      const listed = await listRemote(tr);
+      assert.equal([...listed.refs.keys()], ['refs/heads/main'], 'a config ref is not a stack');
+      assert.equal([...listed.configs], [[cfgRef, c1]]);
+      fsck(src);
+
+      // The optional ref, pushed from a stale view (the remote's config moved): reported; the stack still moves.
+      const c2 = commitTree(dst, mktree(dst, [{ mode: '100644', name: 'config.json', content: '{"os":"linux","x":1}\n' }]), c1, 'config 2');
+      const other = commitTree(src, mktree(src, [{ mode: '100644', name: 'config.json', content: '{}\n' }]), null, 'theirs');
+      git(src, ['update-ref', cfgRef, other]);
+      const next2 = commitTree(dst, mktree(dst, [{ mode: '100644', name: 'n2', content: 'n2\n' }]), next, 'next 2');
+      const again = await pushRefs(dst, tr, [
+        { oid: next2, ref: 'refs/heads/main', expected: next },
+        { oid: c2, ref: cfgRef, expected: c1, optional: true },
+      ]);
+      assert.is(again.get('refs/heads/main'), null);
+      assert.type(again.get(cfgRef), 'string');
+      assert.is(git(src, ['rev-parse', 'refs/heads/main']), next2);
+      assert.is(git(src, ['rev-parse', cfgRef]), other);
+      fsck(src);
+
+      // A required ref refused still throws.
+      let err: unknown = null;
+      try { await pushRefs(dst, tr, [{ oid: c2, ref: cfgRef, expected: c1 }]); } catch (e) { err = e; }
+      assert.ok(err, 'a required ref refused must throw');
+      assert.is(git(src, ['rev-parse', cfgRef]), other);
+    } finally {
+      await server?.close();
+      if (saved.c === undefined) delete process.env.GIT_SSH_COMMAND; else process.env.GIT_SSH_COMMAND = saved.c;
+      if (saved.v === undefined) delete process.env.GIT_SSH_VARIANT; else process.env.GIT_SSH_VARIANT = saved.v;
+    }
+  });
+}
 
 test.run();

@@ -10,7 +10,8 @@ export class CloneCommand extends GlayerCommand {
     details: `
       Creates DIR (default: the last part of URL) as a workspace whose stack is the remote's HEAD branch (or
       \`--branch\`), every layer checked before use, records URL as the remote \`origin\` and the stack's upstream,
-      and mounts the view in \`DIR/view\`. URL: http(s), ssh, \`file://\`, or a path to a repository or workspace.
+      and mounts the view in \`DIR/view\`. The stack's image config (Env, Cmd, ...) comes with it, so \`export\`
+      writes the same config as on the remote's side. URL: http(s), ssh, \`file://\`, or a path to a repository or workspace.
       Credentials come from the URL, GLAYER_USERNAME/GLAYER_PASSWORD or git's credential helpers; glayer never
       prompts (exit 3 when the remote wants credentials it does not have).
     `,

@@ -13,7 +13,9 @@ export class FetchCommand extends GlayerCommand {
       remote-tracking stacks \`REMOTE/NAME\` move; the local stacks, the writable layer and the view never change.
       A bad layer is refused with one line naming the object and the path, and nothing local changes. The
       remote's tags come too (a local tag of the same name is never moved); \`--prune\` deletes remote-tracking
-      stacks whose branch is gone from the remote.
+      stacks whose branch is gone from the remote. Each stack's image config comes too, into
+      \`refs/glayer/remote-config/REMOTE/NAME\` (\`glayer pull\` takes it into the stack's own; \`--prune\` deletes
+      those of stacks gone from the remote).
     `,
     examples: [['Fetch from origin', '$0 fetch'], ['Fetch from a path', '$0 fetch ../other-workspace']],
   });
@@ -31,6 +33,8 @@ export class FetchCommand extends GlayerCommand {
       for (const t of r.tags) this.out(`${t.new.slice(0, 12)}  [new tag] ${t.ref.slice(10)}\n`);
       for (const t of r.tagsRejected) this.context.stderr.write(`glayer: warning: tag ${t} differs from the remote's; kept the local one\n`);
       for (const p of r.pruned) this.out(`pruned ${p.replace(/^refs\/remotes\//, '')}\n`);
+      for (const c of r.configs) this.out(`${c.old ? c.old.slice(0, 12) : '(new)'}..${c.new.slice(0, 12)}  image config of ${c.ref.replace(/^refs\/glayer\/remote-config\//, '')}\n`);
+      for (const p of r.configsPruned) this.out(`pruned image config of ${p.replace(/^refs\/glayer\/remote-config\//, '')}\n`);
     }
     return 0;
   }

@@ -39,6 +39,7 @@ export class PullCommand extends GlayerCommand {
       this.out(`Rebased ${r.rebased.length} layer${r.rebased.length === 1 ? '' : 's'} onto ${r.upstreamTop.slice(0, 12)}; top is now ${r.new!.slice(0, 12)}\n`);
       if (r.conflicts.length) this.out(`Resolved ${r.conflicts.length} conflicting path${r.conflicts.length === 1 ? '' : 's'} (${this.strategy}): ${r.conflicts.join(', ')}\n`);
     }
+    if (!this.json && r.config === 'fast-forward') this.out('Image config updated to the upstream\'s\n');
     return 0;
   }
 }
