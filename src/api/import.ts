@@ -95,7 +95,8 @@ export async function importInto(store: Store, ref: ImageRef, opts: ImportIntoOp
   if (image.layers.length === 0) throw new ImageError('manifest', 'the image has no layers');
 
   const objects = store.objects;
-  const w = objects.writer();
+  // Blobs are deflated on a second thread while this one reads, hashes and parses.
+  const w = objects.writer().parallel();
   try {
     const parsed = new Map<string, ParsedLayer>();
     // Progress: bytes of the source read (an archive's first pass, over its small entries, is not counted).
@@ -129,6 +130,7 @@ export async function importInto(store: Store, ref: ImageRef, opts: ImportIntoOp
     delete kept.rootfs;
     delete kept.history;
     const moveConfig = saveImageConfig(store, w, name, kept, `image config of ${label}`);
+    await w.settle();
     w.flush();
     // The config first: a kill between the two leaves a config without its stack (harmless), never the reverse.
     moveConfig();

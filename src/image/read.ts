@@ -64,7 +64,8 @@ async function* decompress(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for (;;) { const r = await it.next(); if (r.done) return; yield r.value; }
   }
   if (GZIP.every((b, i) => head[i] === b)) {
-    const gunzip = zlib.createGunzip();
+    // Large output chunks: fewer trips through the generators and the tar parser (default 16 KiB).
+    const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
     const input = Readable.from(rest());
     input.on('error', (e) => gunzip.destroy(e));
     input.pipe(gunzip);

@@ -12,11 +12,13 @@ import { onAbort } from '../sys/abort.js';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
 import { join as pjoin } from 'node:path';
 import { ObjectError, isAbsent, withPath } from '../errors.js';
 import { EMPTY_TREE, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
 
-import { hashObject, type ObjectType } from '../core/hash.js';
+import { blobHasher, hashObject, type ObjectType } from '../core/hash.js';
 export { hashObject, type ObjectType };
 export interface GitObject { type: ObjectType; data: Buffer }
 
@@ -398,6 +400,23 @@ export class ObjectStore implements TreeSink {
     return this.packed(oid) !== null || fs.existsSync(this.loosePath(oid));
   }
 
+  /** Whether a pack holds `oid` (in memory, no file system call). */
+  hasPacked(oid: string): boolean {
+    return this.packed(oid) !== null;
+  }
+
+  /** Whether `oid` is a loose object. */
+  hasLoose(oid: string): boolean {
+    return fs.existsSync(this.loosePath(oid));
+  }
+
+  /** The fan-out directories of loose objects (`objects/xx`) there are now. */
+  looseFanout(): Set<string> {
+    let names: string[] = [];
+    try { names = fs.readdirSync(this.objectsDir); } catch (e) { if (!isAbsent(e)) throw e; }
+    return new Set(names.filter((n) => /^[0-9a-f]{2}$/.test(n)));
+  }
+
   /** Where a packed object is (packs are searched in memory, before any file system call). */
   private packed(oid: string): { pack: Pack; offset: number } | null {
     // has() then read() of one oid is the usual sequence: the last answer is kept.
@@ -735,13 +754,42 @@ export class ObjectWriter {
 
   add(type: ObjectType, data: Buffer): string {
     const oid = hashObject(type, data);
-    if (this.holds(oid) || (!this.always && this.store.has(oid))) return oid;
+    if (this.holds(oid) || (!this.always && this.inStore(oid))) return oid;
     if (this.pack) { this.pack.add(oid, type, data); return oid; }
     this.mem.push({ oid, type, data });
     this.memOids.add(oid);
     this.memBytes += data.length;
     if (this.mem.length >= PACK_THRESHOLD || this.memBytes > SPILL_BYTES) this.toPack();
     return oid;
+  }
+
+  private fanout: Set<string> | null = null;
+
+  /**
+   * Whether the store has `oid` already. Loose objects are looked for only in the fan-out directories there
+   * were at the first call (one readdir, not a file system call per object): one written since into a new
+   * directory is written again, which is harmless (git allows an object both loose and packed).
+   */
+  private inStore(oid: string): boolean {
+    if (this.store.hasPacked(oid)) return true;
+    this.fanout ??= this.store.looseFanout();
+    return this.fanout.has(oid.slice(0, 2)) && this.store.hasLoose(oid);
+  }
+
+  private parallelOn = false;
+
+  /**
+   * Deflate the small blobs addStream() takes on a second thread, once the batch goes to a pack (import: the
+   * main thread parses and hashes while the other deflates). settle() must then be awaited before flush().
+   */
+  parallel(): this {
+    this.parallelOn = true;
+    return this;
+  }
+
+  /** Wait for the blobs being deflated on the second thread to be in the pack. */
+  async settle(): Promise<void> {
+    await this.pack?.settle();
   }
 
   private toPack(): PackWriter {
@@ -761,8 +809,8 @@ export class ObjectWriter {
    * or the batch already has; a caller compares the returned oid with it to catch a file changed under us.
    */
   async addFile(file: Buffer | string, size: number, expectOid?: string): Promise<string> {
-    if (expectOid && (this.holds(expectOid) || this.store.has(expectOid))) return expectOid;
-    if (size >= LARGE_BLOB) return this.toPack().addFile(file, size, (oid) => this.holds(oid) || this.store.has(oid));
+    if (expectOid && (this.holds(expectOid) || this.inStore(expectOid))) return expectOid;
+    if (size >= LARGE_BLOB) return this.toPack().addFile(file, size, (oid) => this.holds(oid) || this.inStore(oid));
     if (!this.pack) return this.add('blob', fs.readFileSync(file));
     // Going to the pack: read into a scratch buffer kept for the batch (a new buffer per file is garbage that
     // piles up as external memory until the next collection).
@@ -778,16 +826,27 @@ export class ObjectWriter {
    * exactly `size` bytes.
    */
   async addStream(size: number, source: AsyncIterable<Buffer>): Promise<string> {
-    if (size >= LARGE_BLOB) return this.toPack().addStream(size, source, (oid) => this.holds(oid) || this.store.has(oid));
+    if (size >= LARGE_BLOB) return this.toPack().addStream(size, source, (oid) => this.holds(oid) || this.inStore(oid));
     const parts: Buffer[] = [];
     let n = 0;
     for await (const c of source) { parts.push(c); n += c.length; }
     if (n !== size) throw new Error(`stream gave ${n} bytes, expected ${size}`);
+    if (this.parallelOn && this.pack && n < FRAMED) {
+      // Hashed here, copied once into the batch the other thread deflates.
+      const h = blobHasher(n);
+      for (const p of parts) h.update(p);
+      const oid = h.digest('hex');
+      if (this.holds(oid) || (!this.always && this.inStore(oid))) return oid;
+      this.pack.queue(oid, parts, n);
+      await this.pack.room();
+      return oid;
+    }
     // One copy: a chunk of a stream is often a view of a much larger buffer that must not stay alive with it.
     return this.add('blob', Buffer.concat(parts, n));
   }
 
   flush(): void {
+    if (this.pack?.busy) throw new Error('ObjectWriter.flush() before settle()');
     if (this.pack && this.pack.count === 0) {
       this.discard();
     } else if (this.pack) {
@@ -911,8 +970,124 @@ export class PackWriter {
     this.record(Buffer.from(oid, 'hex'), start);
   }
 
+  // ---- blobs deflated on other threads (ObjectWriter.parallel) ----
+  // Blobs are copied into a batch; a full batch goes to a deflate thread (round robin over DEFLATE_THREADS),
+  // which returns each blob's pack entry (header and zlib stream) and CRC. An entry is recorded (id, so has()
+  // sees it) when queued; its offset and CRC are set when the answer is appended. Answers are appended in the
+  // order the batches were sent; at most IN_FLIGHT batches are out at a time, so memory stays bounded. Entries
+  // written meanwhile by add() go before them, which is fine: each entry is whole on its own.
+  private workers: Worker[] = [];
+  private batch: { buf: Buffer; used: number; keys: number[]; sizes: number[] } | null = null;
+  /** Batches out, oldest first, with the answer once it came. */
+  private readonly sent: Array<{ seq: number; keys: number[]; answer: DeflateAnswer | null }> = [];
+  private seq = 0;
+  private readonly spares: ArrayBuffer[] = [];
+  private failed: Error | null = null;
+  private waiters: Array<() => void> = [];
+
+  /** Whether blobs are still with the deflate threads (or waiting to go). */
+  get busy(): boolean { return this.batch !== null || this.sent.length > 0; }
+
+  queue(oid: string, parts: Buffer[], n: number): void {
+    if (this.failed) throw this.failed;
+    if (this.batch && this.batch.used + n > this.batch.buf.length) this.send();
+    if (!this.batch) {
+      // A batch buffer a thread gave back, else a new one (reused: fresh memory costs a page fault per 4 KiB).
+      const spare = n <= BATCH ? this.spares.pop() : undefined;
+      this.batch = { buf: spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(Math.max(BATCH, n)), used: 0, keys: [], sizes: [] };
+    }
+    const b = this.batch;
+    for (const p of parts) { p.copy(b.buf, b.used); b.used += p.length; }
+    this.crc = 0;
+    b.keys.push(this.record(Buffer.from(oid, 'hex'), -1));
+    b.sizes.push(n);
+  }
+
+  /** Resolves when fewer than IN_FLIGHT batches are out. */
+  async room(): Promise<void> {
+    while (this.sent.length >= IN_FLIGHT && !this.failed) await this.wait();
+    if (this.failed) throw this.failed;
+  }
+
+  /** Resolves when every queued blob is in the pack. */
+  async settle(): Promise<void> {
+    if (this.batch && !this.failed) this.send();
+    while (this.sent.length && !this.failed) await this.wait();
+    if (this.failed) throw this.failed;
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private fail(e: Error): void {
+    this.failed ??= e;
+    this.wake();
+  }
+
+  private send(): void {
+    const b = this.batch!;
+    this.batch = null;
+    const seq = this.seq++;
+    const k = seq % DEFLATE_THREADS;
+    if (!this.workers[k]) {
+      const w = new Worker(DEFLATE_WORKER, { eval: true });
+      w.on('message', (m: DeflateAnswer) => this.received(m));
+      w.on('error', (e) => this.fail(new ObjectError(this.tmpPack, `deflate thread failed (${e.message})`)));
+      w.on('exit', () => { if (this.sent.length) this.fail(new ObjectError(this.tmpPack, 'deflate thread exited')); });
+      this.workers[k] = w;
+    }
+    this.sent.push({ seq, keys: b.keys, answer: null });
+    for (const w of this.workers) w.ref();
+    const sizes = Uint32Array.from(b.sizes);
+    const buf = b.buf.buffer as ArrayBuffer;
+    this.workers[k].postMessage({ seq, buf, sizes }, [buf, sizes.buffer]);
+  }
+
+  private received(m: DeflateAnswer): void {
+    if (this.fd < 0 || !this.sent.length) return;
+    const at = m.seq - this.sent[0].seq;
+    if (at < 0 || at >= this.sent.length) return;
+    this.sent[at].answer = m;
+    while (this.sent.length && this.sent[0].answer) {
+      const { keys, answer } = this.sent.shift()!;
+      const a = answer!;
+      if (a.buf.byteLength === BATCH && this.spares.length < IN_FLIGHT) this.spares.push(a.buf);
+      let off = this.end;
+      for (let i = 0; i < keys.length; i++) {
+        this.offsets[keys[i]] = off;
+        this.crcs[keys[i]] = a.crcs[i];
+        off += a.lens[i];
+      }
+      this.append(Buffer.from(a.out));
+    }
+    if (!this.sent.length) for (const w of this.workers) w.unref();
+    this.wake();
+  }
+
+  /** Bytes to the pack (through the staging buffer unless large), outside any entry's CRC. */
+  private append(b: Buffer): void {
+    if (this.staged + b.length > STAGE || b.length >= 64 * 1024) this.flushStage();
+    if (b.length >= 64 * 1024) { this.hash.update(b); this.writeAt(b); return; }
+    b.copy(this.stage, this.staged);
+    this.staged += b.length;
+  }
+
+  private stopWorkers(): void {
+    const ws = this.workers;
+    this.workers = [];
+    for (const w of ws) void w.terminate();
+  }
+
   /** Stream a file into the pack as a blob entry; an entry whose oid is `known` already is taken back. */
   addFile(file: Buffer | string, size: number, known: (oid: string) => boolean): string {
+    if (this.sent.length) throw new Error('PackWriter.addFile() with blobs at the deflate thread');
     const e = this.beginBlob(size);
     const input = fs.openSync(file, 'r');
     try {
@@ -937,6 +1112,8 @@ export class PackWriter {
 
   /** The same from an async source of chunks (a tar entry): exactly `size` bytes, else an error. */
   async addStream(size: number, source: AsyncIterable<Buffer>, known: (oid: string) => boolean): Promise<string> {
+    // Nothing may be appended while the entry streams in (it may be rolled back).
+    await this.settle();
     const e = this.beginBlob(size);
     try {
       let seen = 0;
@@ -993,7 +1170,7 @@ export class PackWriter {
     fs.ftruncateSync(this.fd, start);
   }
 
-  private record(key: Buffer, offset: number): void {
+  private record(key: Buffer, offset: number): number {
     const k = this.count++;
     if (k === this.offsets.length) {
       const n = k * 2;
@@ -1007,6 +1184,7 @@ export class PackWriter {
     this.offsets[k] = offset;
     this.crcs[k] = this.crc >>> 0;
     this.slots[this.slotOf(key)] = k;
+    return k;
   }
 
   /** Complete the pack (count, checksum) without an index or renaming: its temporary file, to send; discard() after. */
@@ -1051,6 +1229,8 @@ export class PackWriter {
     /** Files renamed into place that were not there before (removed again if a later step fails). */
     const placed: string[] = [];
     try {
+      if (this.busy) throw new Error('PackWriter.finish() before settle()');
+      this.stopWorkers();
       const sum = this.complete();
       fs.fsyncSync(this.fd);
       const fd = this.fd;
@@ -1075,6 +1255,9 @@ export class PackWriter {
   }
 
   discard(): void {
+    this.stopWorkers();
+    this.batch = null;
+    this.sent.length = 0;
     if (this.fd >= 0) { const fd = this.fd; this.fd = -1; try { fs.closeSync(fd); } catch { /* released all the same */ } }
     fs.rmSync(this.tmpPack, { force: true });
     fs.rmSync(this.tmpIdx, { force: true });
@@ -1094,6 +1277,58 @@ function packHeader(count: number): Buffer {
 
 /** Objects at least this large are deflated piece by piece (ZlibFramer); smaller ones in one zlib call. */
 const FRAMED = 256 * 1024;
+/** Bytes of blobs sent to the deflate thread at a time, and how many such batches may be out at once. */
+const BATCH = 2 * 1024 * 1024;
+/** As git's pack.threads: one deflate thread per CPU (the parsing thread mostly waits on them). */
+const DEFLATE_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+const IN_FLIGHT = 2 * DEFLATE_THREADS + 1;
+
+interface DeflateAnswer { seq: number; out: ArrayBuffer; lens: Uint32Array; crcs: Uint32Array; buf: ArrayBuffer }
+
+/**
+ * The deflate thread (PackWriter.queue): plain JavaScript run with `eval`, so that it needs no file of its own
+ * in the bundle. Each message is a batch of blobs back to back and their sizes; the answer is their pack entries
+ * (header, zlib stream at level 1 with deflateOptions' sizing), each entry's length and CRC-32.
+ */
+const DEFLATE_WORKER = `
+const { parentPort } = require('node:worker_threads');
+const zlib = require('node:zlib');
+function options(size) {
+  if (size + 262 > 32768) return { level: 1 };
+  const windowBits = Math.max(9, Math.ceil(Math.log2(size + 262)));
+  return { level: 1, windowBits, memLevel: Math.max(1, Math.min(8, windowBits - 7)) };
+}
+function header(size) {
+  const bytes = [];
+  let c = (3 << 4) | (size & 15);
+  size = Math.floor(size / 16);
+  while (size > 0) { bytes.push(c | 0x80); c = size & 0x7f; size = Math.floor(size / 128); }
+  bytes.push(c);
+  return Buffer.from(bytes);
+}
+parentPort.on('message', (m) => {
+  const src = Buffer.from(m.buf);
+  const n = m.sizes.length;
+  const lens = new Uint32Array(n);
+  const crcs = new Uint32Array(n);
+  const parts = [];
+  let off = 0, total = 0;
+  for (let i = 0; i < n; i++) {
+    const size = m.sizes[i];
+    const h = header(size);
+    const z = zlib.deflateSync(src.subarray(off, off + size), options(size));
+    off += size;
+    lens[i] = h.length + z.length;
+    crcs[i] = zlib.crc32(z, zlib.crc32(h)) >>> 0;
+    parts.push(h, z);
+    total += lens[i];
+  }
+  const out = new Uint8Array(total);
+  let p = 0;
+  for (const b of parts) { out.set(b, p); p += b.length; }
+  parentPort.postMessage({ seq: m.seq, out: out.buffer, lens, crcs, buf: m.buf }, [out.buffer, lens.buffer, crcs.buffer, m.buf]);
+});
+`;
 const PIECE = 1 << 20;
 const SAMPLE = 16 * 1024;
 
