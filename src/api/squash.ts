@@ -12,6 +12,8 @@
  * or the new one.
  */
 import { computeDelta } from '../core/delta.js';
+import { hashObject } from '../core/hash.js';
+import { applyManifest, formatManifest, manifestDelta, parseManifest, withManifest } from '../core/meta.js';
 import { OPAQUE_MARKER } from '../core/whiteout.js';
 import { walkTree } from '../core/tree.js';
 import { GlayerError, HistoryError, UnknownLayerError } from '../errors.js';
@@ -67,11 +69,22 @@ export async function squash(opts: SquashOptions = {}): Promise<SquashResult> {
         if (entry.name === OPAQUE_MARKER) opaque.add(path.slice(0, Math.max(0, path.length - OPAQUE_MARKER.length - 1)));
       }
     }
-    const tree = computeDelta(objects, below, union, (p) => opaque.has(p));
+    const content = computeDelta(objects, below, union, (p) => opaque.has(p));
+    // The metadata manifest: the records that take the union's metadata at BASE to the top's (setuid bits,
+    // owners, devices of the range), checked the way commit checks its own.
+    const belowMeta = store.unionManifest(base);
+    const topMeta = store.unionManifest(top);
+    const meta = formatManifest(manifestDelta(objects, below, belowMeta, content, union, topMeta));
+    const tree = meta ? withManifest(objects, content, hashObject('blob', meta)) : content;
+    const rebuilt = applyManifest(objects, below, belowMeta, content, meta ? parseManifest(meta) : null, union, 'squashed layer');
+    if (formatManifest(rebuilt)?.toString('latin1') !== formatManifest(topMeta)?.toString('latin1')) {
+      throw new GlayerError('E_INTERNAL', "internal error: the squashed layer's manifest does not reproduce the stack's metadata; please report this bug", {}, 70);
+    }
 
     const subjects = range.map((c) => `${c.oid.slice(0, 12)} ${c.message.split('\n')[0]}`);
     const message = opts.message ?? `squash of ${range.length} layer${range.length === 1 ? '' : 's'}\n\n${subjects.join('\n')}\n`;
     const w = objects.writer();
+    if (meta) w.add('blob', meta);
     objects.persistTrees(w, tree);
     const id = store.makeCommit(w, tree, base ? [base] : [], message);
     objects.persistTrees(w, union);
@@ -79,6 +92,7 @@ export async function squash(opts: SquashOptions = {}): Promise<SquashResult> {
     if (!objects.has(id)) throw new GlayerError('E_INTERNAL', 'internal error: the squashed layer was not written; please report this bug', {}, 70);
     store.moveStack(id, top, `squash: ${range.length} layers onto ${base ?? 'nothing'}`);
     store.rememberUnion(id, union);
+    store.rememberUnionManifest(id, topMeta);
     // The view and the writable layer were reconciled against the old top, whose union is the same.
     const state = ws.readState();
     if (state.lower === top) ws.writeState({ ...state, lower: id });

@@ -82,6 +82,38 @@ test('squash: one layer with the same union; markers that hide nothing below BAS
   fsck(f.gitdir);
 });
 
+test('squash keeps the metadata the range recorded: a setuid bit, an owner, a mode-only change', async () => {
+  const base = tmpdir();
+  await glayerOk(base, 'init', 'ws');
+  const ws = join(base, 'ws');
+  await glayerOk(ws, 'mount-view');
+  const view = join(ws, 'view');
+  put(view, 'bin/passwd', 'pw'); put(view, 'etc/shadow', 's'); put(view, 'home/app/x', 'x');
+  await commit(ws, 'base');
+  fs.chmodSync(join(view, 'bin/passwd'), 0o4755);
+  await commit(ws, 'setuid');
+  fs.chmodSync(join(view, 'etc/shadow'), 0o640);
+  if (process.getuid?.() === 0) fs.chownSync(join(view, 'home/app'), 1000, 1000);
+  put(view, 'new', 'n');
+  await commit(ws, 'modes and a file');
+  const fresh = async (name: string): Promise<Record<string, string>> => {
+    await glayerOk(ws, 'mount-view', join(base, name));
+    const st = (p: string): string => { const s = fs.statSync(join(base, name, p)); return `${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid}`; };
+    return { passwd: st('bin/passwd'), shadow: st('etc/shadow'), app: st('home/app'), new: st('new') };
+  };
+  const before = await fresh('v-before');
+  assert.is(before.passwd.split(' ')[0], '4755');
+  const gitdir = join(ws, '.glayer');
+  await glayerOk(ws, 'squash', 'HEAD~2', '-m', 'squashed');
+  assert.is(git(gitdir, ['rev-list', '--count', 'HEAD']), '2');
+  // The squashed layer carries the records (a reviewer sees them in the layer), and a fresh view shows them.
+  const manifest = git(gitdir, ['cat-file', '-p', 'HEAD:.wh..wh..meta']);
+  assert.match(manifest, /bin\/passwd .*mode=4755/);
+  assert.match(manifest, /etc\/shadow .*mode=640/);
+  assert.equal(await fresh('v-after'), before);
+  fsck(gitdir);
+});
+
 test('squash refusals: the top itself, a layer off the stack, unknown names; nothing changes', async () => {
   const f = await fixture();
   await glayerOk(f.ws, 'stack', 'new', 'side', '--from', f.ids[1]);
