@@ -15,7 +15,7 @@ import * as zlib from 'node:zlib';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { join as pjoin } from 'node:path';
-import { ObjectError, isAbsent, withPath } from '../errors.js';
+import { ObjectError, isAbsent, isSystemRefusal, withPath } from '../errors.js';
 import { EMPTY_TREE, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
 
 import { blobHasher, hashObject, type ObjectType } from '../core/hash.js';
@@ -445,6 +445,9 @@ export class ObjectStore implements TreeSink {
     }
     let raw: Buffer | null = null;
     try { raw = fs.readFileSync(this.loosePath(oid)); } catch (e) {
+      // The system's refusals (EIO, ENOSPC, EACCES) stay what they are: callers undo their partial work on them,
+      // and the CLI reports them as I/O errors (exit 74/77), not as a damaged store.
+      if (isSystemRefusal(e)) throw withPath(e, this.loosePath(oid));
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ObjectError(oid, `unreadable (${(e as NodeJS.ErrnoException).code})`);
     }
     if (raw) return parseLoose(oid, raw);
