@@ -14,6 +14,7 @@ import { storeMode } from '../../src/store/store.js';
 import { injectFault } from '../../src/sys/fs.js';
 import { glayerOk } from '../helpers/cli.js';
 import { fsck, git } from '../helpers/git.js';
+import { countWithGit } from '../helpers/efficiency.js';
 import { tmpdir } from '../helpers/tmp.js';
 
 interface Ws { ws: string; view: string; gitdir: string }
@@ -52,26 +53,6 @@ async function fixture(): Promise<Ws> {
   git(gitdir, ['repack', '-Adf', '-q', '--depth=50', '--window=50']);
   git(gitdir, ['prune-packed']);
   return { ws, view, gitdir };
-}
-
-/** An independent count with git: every blob of every layer, and the files of the union (the view). */
-function countWithGit(gitdir: string, view: string): { total: number; union: number } {
-  let total = 0;
-  for (const c of git(gitdir, ['rev-list', '--first-parent', 'HEAD']).split('\n')) {
-    for (const line of git(gitdir, ['ls-tree', '-r', '-l', c]).split('\n')) {
-      const m = /^(\d+) blob [0-9a-f]+ +(\d+)\t(.*)$/.exec(line);
-      if (m && !m[3].split('/').pop()!.startsWith('.wh.')) total += Number(m[2]);
-    }
-  }
-  let union = 0;
-  const walk = (d: string): void => {
-    for (const n of fs.readdirSync(d)) {
-      const st = fs.lstatSync(join(d, n));
-      if (st.isDirectory()) walk(join(d, n)); else union += st.isSymbolicLink() ? fs.readlinkSync(join(d, n)).length : st.size;
-    }
-  };
-  walk(view);
-  return { total, union };
 }
 
 const layerIds = (gitdir: string): string[] => git(gitdir, ['rev-list', '--first-parent', 'HEAD']).split('\n');

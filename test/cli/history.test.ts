@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { glayer, glayerOk, type CliResult } from '../helpers/cli.js';
 import { fsck, git } from '../helpers/git.js';
+import { countWithGit } from '../helpers/efficiency.js';
 import { snapshot } from '../helpers/snapshot.js';
 import { tmpdir } from '../helpers/tmp.js';
 
@@ -233,26 +234,6 @@ test('stack: list, new, switch (the view follows), --carry, delete; refusals', a
   assert.not.match(refs(f.gitdir), /refs\/heads\/old/);
   fsck(f.gitdir);
 });
-
-/** An independent count with git: every blob of every layer, and the files of the union (a view made by git). */
-function countWithGit(gitdir: string, view: string): { total: number; union: number } {
-  let total = 0;
-  for (const c of git(gitdir, ['rev-list', '--first-parent', 'HEAD']).split('\n')) {
-    for (const line of git(gitdir, ['ls-tree', '-r', '-l', c]).split('\n')) {
-      const m = /^(\d+) blob [0-9a-f]+ +(\d+)\t(.*)$/.exec(line);
-      if (m && !m[3].split('/').pop()!.startsWith('.wh.')) total += Number(m[2]);
-    }
-  }
-  let union = 0;
-  const walk = (d: string): void => {
-    for (const n of fs.readdirSync(d)) {
-      const st = fs.lstatSync(join(d, n));
-      if (st.isDirectory()) walk(join(d, n)); else union += st.isSymbolicLink() ? fs.readlinkSync(join(d, n)).length : st.size;
-    }
-  };
-  walk(view);
-  return { total, union };
-}
 
 test('efficiency: figures equal an independent count; paths; --ci thresholds exit 1 naming the rule', async () => {
   const f = await fixture();
