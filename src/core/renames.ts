@@ -3,10 +3,11 @@
  * the same similarity index as `git diff -M` / `-C` for the same trees. Pure: blobs come through a callback.
  *
  * - Similarity (diffcore-delta.c): each blob is cut into chunks that end at a '\n' or after 64 bytes (a CR
- *   before LF is skipped in text), each chunk hashed; the bytes of the destination's chunks found in the
- *   source (per hash, the smaller count) are the copied bytes; score = copied * 60000 / max(size), on git's
- *   scale (MAX_SCORE 60000; the index printed is score * 100 / 60000, floored). Pairs whose sizes differ by
- *   more than the threshold allows are not compared, and only regular files are compared inexactly.
+ *   before LF is skipped in text; an unterminated tail shorter than 64 bytes is dropped), each chunk hashed;
+ *   the bytes of the destination's chunks found in the source (per hash, the smaller count) are the copied
+ *   bytes; score = copied * 60000 / max(size), on git's scale (MAX_SCORE 60000; the index printed is
+ *   score * 100 / 60000, floored). Pairs whose sizes differ by more than the threshold allows are not
+ *   compared, and only regular files are compared inexactly.
  * - Matching (diffcore-rename.c): exact renames first (same blob; an unused source and one with the same
  *   basename preferred); then, for renames only, sources and destinations whose basename is unique on both
  *   sides, when they are at least halfway between the threshold and 100% similar; then a matrix keeping the
@@ -69,7 +70,8 @@ export function spanHash(buf: Buffer, isText: boolean): Span {
     add();
     n = 0; a1 = 0; a2 = 0;
   }
-  if (n > 0) add();
+  // A last chunk with neither a newline nor 64 bytes is not hashed: git's hash_chars drops it, so a file's
+  // unterminated tail never counts as copied (git 2.39 scores 'x\ny\ntail' -> 'X\ny\ntail' by 'y\n' alone).
   return out;
 }
 

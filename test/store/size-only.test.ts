@@ -48,7 +48,10 @@ function repo(): { work: string; gitdir: string; commit: () => void } {
   for (let v = 0; v < 6; v++) {
     families.forEach((f, k) => {
       const at = rng.int(0, f.length);
-      families[k] = Buffer.concat([f.subarray(0, at), Buffer.from(`edit ${v}.${k} `.repeat(rng.int(1, 40))), f.subarray(rng.int(at, f.length))]);
+      // Small cuts only: a cut to a random point could shrink a family under 64 KiB, and the checks below need
+      // deltas whose results are over it (CI drew such a seed).
+      const cut = Math.min(f.length, at + rng.int(0, 200));
+      families[k] = Buffer.concat([f.subarray(0, at), Buffer.from(`edit ${v}.${k} `.repeat(rng.int(1, 40))), f.subarray(cut)]);
       fs.writeFileSync(join(work, `fam${k}`), families[k]);
     });
     commit();
@@ -122,8 +125,8 @@ function check(label: string, ofs: boolean): void {
   const { pack, entries } = packEntries(gitdir);
   const deltas = entries.filter((e) => e.kind === (ofs ? 6 : 7));
   assert.is(entries.filter((e) => e.kind === (ofs ? 7 : 6)).length, 0, `${label}: only ${ofs ? 'ofs' : 'ref'} deltas`);
-  assert.ok(deltas.filter((e) => e.type === 'blob').length >= 15, `${label}: ${deltas.length} deltified objects`);
-  assert.ok(deltas.some((e) => e.type === 'blob' && (want.get(e.oid) ?? 0) > 65_536), `${label}: a delta whose result is over 64 KiB`);
+  assert.ok(deltas.filter((e) => e.type === 'blob').length >= 15, note(`${label}: ${deltas.length} deltified objects`));
+  assert.ok(deltas.some((e) => e.type === 'blob' && (want.get(e.oid) ?? 0) > 65_536), note(`${label}: a delta whose result is over 64 KiB`));
   assert.ok(entries.some((e) => e.kind === 3 && e.size > 1 << 20), `${label}: a whole blob over 1 MiB`);
   assert.equal(checkSizes(gitdir, label), want, `${label}: the same objects and sizes as loose`);
   // Only headers are read: with the entries' tails destroyed, full reads fail and sizes do not change.
