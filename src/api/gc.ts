@@ -1,10 +1,14 @@
 /**
  * `gc [--prune=now|never|DATE]`: repack every reachable object into one pack with deltas and remove unreachable
  * objects older than the grace period (two weeks by default, as git), unused union-cache lines and stale state
- * files (see store/gc.ts). Holds the workspace lock, so no glayer writer runs meanwhile.
+ * files (see store/gc.ts), and layer-cache entries no stack's live mount uses (mount/cache.ts). Holds the
+ * workspace lock, so no glayer writer runs meanwhile.
  */
 import { UsageError } from '../errors.js';
+import { relative } from 'node:path';
+import { cacheRoot, pruneCache } from '../mount/cache.js';
 import { collectGarbage, type GcReport } from '../store/gc.js';
+import { listRefs } from '../store/refs.js';
 import { withWorkspace } from '../workspace/workspace.js';
 import type { WorkspaceOptions } from './types.js';
 
@@ -15,7 +19,10 @@ export interface GcOptions extends WorkspaceOptions {
   now?: number;
 }
 
-export type { GcReport };
+export interface GcResult extends GcReport {
+  /** Layer-cache entries removed (no stack's live mount uses them). */
+  cacheEntriesRemoved: number;
+}
 
 const UNITS: Record<string, number> = { second: 1e3, minute: 60e3, hour: 3600e3, day: 86400e3, week: 7 * 86400e3, month: 30 * 86400e3, year: 365 * 86400e3 };
 
@@ -31,7 +38,19 @@ export function pruneCutoff(prune: string | undefined, now = Date.now()): number
   return t;
 }
 
-export async function gc(opts: GcOptions = {}): Promise<GcReport> {
+export async function gc(opts: GcOptions = {}): Promise<GcResult> {
   const cutoff = pruneCutoff(opts.prune, opts.now);
-  return withWorkspace(opts.cwd ?? process.cwd(), (ws) => collectGarbage(ws.store, { cutoff, onProgress: opts.onProgress }));
+  return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
+    const report = collectGarbage(ws.store, { cutoff, onProgress: opts.onProgress });
+    // Layer-cache entries that no stack's mount uses (nor the live view's, mounted now).
+    const tops = new Set<string>();
+    for (const [, oid] of listRefs(ws.gitdir, 'refs/')) {
+      try { ws.store.readCommit(oid); tops.add(oid); } catch { /* not a layer (an annotated tag's object, a config blob) */ }
+    }
+    const head = ws.store.head();
+    if (head) tops.add(head);
+    const root = cacheRoot(ws.stateDir);
+    const inUse = (ws.readState().live?.lowers ?? []).map((d) => relative(root, d));
+    return { ...report, cacheEntriesRemoved: pruneCache(ws.store, ws.stateDir, tops, inUse) };
+  });
 }

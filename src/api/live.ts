@@ -12,13 +12,16 @@
  *   command that reconciles; direct edits to `upper/` show after the next `mount-view` (a remount).
  */
 import { computeDelta } from '../core/delta.js';
+import { hashObject } from '../core/hash.js';
+import { META_NAME, applyManifest, formatManifest, manifestDelta, parseManifest, withManifest } from '../core/meta.js';
 import { lookup, EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
 import { OPAQUE_MARKER } from '../core/whiteout.js';
 import { GlayerError, NothingToCommitError, ObjectError, display } from '../errors.js';
 import type { BackendName } from '../mount/backend.js';
 import { addFile, chooseBackend, emptyDir, emptyUpper, mountLive, prepareTarget, samePath, unmountLive, upperAfterUmount } from '../mount/live.js';
-import { readLiveUpper, type LiveUpper } from '../mount/upper.js';
+import { observeLiveUpper, readLiveUpper, writeUpperManifest, type LiveUpper } from '../mount/upper.js';
+import { IS_ROOT } from '../fs/observe-meta.js';
 import type { State, Workspace } from '../workspace/workspace.js';
 import { WorkspaceBlobs, type SyncPlan } from './sync.js';
 import type { CommitResult } from './commit.js';
@@ -42,13 +45,21 @@ export function planLive(ws: Workspace, state: State): LivePlan {
   blobs.addRoot(ws.upper, up.index);
   const warnings = [...up.warnings];
   if (state.live && state.view && state.live.head !== head) warnings.push(`the live view ${state.view} shows an older stack top; 'glayer mount-view --live' remounts it`);
-  // The metadata manifest is not yet read from or written to a live upper directory: the view's metadata is the
-  // stack's (README, Live views: limits).
+  // The view's metadata is the upper directory's entries as the mount shows them over the stack's manifest; the
+  // layer's manifest is what takes the stack's to it (as in a copied view, sync.ts).
   const lowerMeta = store.unionManifest(head);
+  const viewMeta = observeLiveUpper(ws.upper, objects, lowerTree, lowerMeta, U1, Vu, state.live?.lowers ?? [], IS_ROOT);
+  const upperMeta = formatManifest(manifestDelta(objects, lowerTree, lowerMeta, Ustar, Vu, viewMeta));
+  let upperTree = Ustar;
+  if (upperMeta) {
+    const oid = hashObject('blob', upperMeta);
+    upperTree = withManifest(objects, Ustar, oid);
+    blobs.addMemory(oid, upperMeta);
+  }
   return {
-    state, head, lowerTree, upperTree: Ustar, upperIndex: up.index, viewTree: Vu, viewIndex: null, warnings,
+    state, head, lowerTree, upperTree, upperIndex: up.index, viewTree: Vu, viewIndex: null, warnings,
     unrepresentable: [], blobs, upperNow: U1, upperDirty: false, viewNow: null, viewDirty: false, live: up,
-    lowerMeta, viewMeta: lowerMeta, viewMetaNow: lowerMeta, upperMeta: null, metaNotApplied: [], shared: null, hashed: { upper: 0, view: 0 },
+    lowerMeta, viewMeta, viewMetaNow: viewMeta, upperMeta, metaNotApplied: [], shared: null, hashed: { upper: 0, view: 0 },
   };
 }
 
@@ -72,6 +83,11 @@ export async function commitLive(ws: Workspace, plan: LivePlan, message: string,
   const store = ws.store;
   const objects = store.objects;
   const union = plan.viewTree;
+  // The layer's manifest must give the view's metadata, as in a copied view's commit.
+  const unionMeta = applyManifest(objects, plan.lowerTree, plan.lowerMeta, plan.upperTree, plan.upperMeta ? parseManifest(plan.upperMeta) : null, union, 'writable layer');
+  if (formatManifest(unionMeta)?.toString('latin1') !== formatManifest(plan.viewMeta)?.toString('latin1')) {
+    throw new GlayerError('E_INTERNAL', "internal error: the live view's manifest does not reproduce its metadata; please report this bug", {}, 70);
+  }
   const w = objects.writer();
   const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');
   let done = 0;
@@ -79,6 +95,7 @@ export async function commitLive(ws: Workspace, plan: LivePlan, message: string,
     if (onProgress && (++done % 500 === 0 || done === files.length)) onProgress({ phase: 'commit', done, total: files.length });
     if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
     if (objects.has(entry.oid)) continue;
+    if (path === META_NAME && plan.upperMeta) { w.add('blob', plan.upperMeta); continue; }
     const src = plan.blobs.fileFor(entry.oid);
     if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);
     const oid = await addFile(w, src, entry.oid);
@@ -90,6 +107,7 @@ export async function commitLive(ws: Workspace, plan: LivePlan, message: string,
   w.flush();
   store.moveStack(id, plan.head);
   store.rememberUnion(id, union);
+  store.rememberUnionManifest(id, plan.viewMeta);
 
   // The layer is safe in the store: remount the view on it with an empty upper directory.
   const warnings = [...plan.warnings];
@@ -158,9 +176,12 @@ export function umountLive(ws: Workspace, state: State, target: string | undefin
   const warnings: string[] = [];
   if (!state.live || !state.view) throw new GlayerError('E_NOT_LIVE', 'there is no live view to unmount (see glayer info)', {}, 2);
   if (target !== undefined && !samePath(target, state.view)) throw new GlayerError('E_NOT_LIVE', `${target} is not this workspace's live view (${state.view})`, { target }, 2);
+  // The upper directory's metadata is its entries' own while mounted; a copied view reads it from a manifest.
+  const meta = planLive(ws, state).upperMeta;
   unmountLive(ws, state.view, state.live, warnings);
   ws.writeState({ ...state, view: null, live: null });
   upperAfterUmount(ws, ws.store);
+  writeUpperManifest(ws.upper, meta);
   return { view: state.view, warnings };
 }
 

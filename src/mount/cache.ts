@@ -14,14 +14,26 @@
  * Deep stacks: the kernel takes at most 500 lower directories in one page of options. Past DIRECT layers, the
  * bottom of the stack is one flattened directory (its union tree), cut at a multiple of CHUNK layers so that a
  * stack growing by a layer keeps using the same one.
+ *
+ * Metadata (docs/metadata.md): overlayfs shows an entry with the attributes of the topmost lower directory that
+ * holds it (a merged directory's too), so each entry a layer directory holds gets the record the union gives it
+ * at that layer, and a metadata-only record of the layer (a `chmod` without new content) is a copy-up: the
+ * entry below is written into the layer's directory (a directory as an empty one, which merges) with its record.
+ * A layer id names its whole history, so such an entry still depends on its key alone; it is named `LAYER.m`
+ * when a manifest exists at or below the layer (an entry named `LAYER` was made without one), and a flattened
+ * bottom with metadata `TREE.MANIFEST` (the manifest's blob id). As in a copied view, what needs root is applied
+ * only as root, and what was not applied is said once.
  */
 import * as fs from '../sys/fs.js';
 import { join } from 'node:path';
 import { diffTrees } from '../core/changes.js';
+import { editTree } from '../core/edit.js';
+import { hashObject } from '../core/hash.js';
 import { lowerForm } from '../core/lower.js';
+import { formatManifest, manifestEntry, type Manifest } from '../core/meta.js';
 import { join as joinRel } from '../core/path.js';
-import { EMPTY_BLOB } from '../core/tree.js';
-import { lookup } from '../core/tree.js';
+import { EMPTY_BLOB, EMPTY_TREE, lookup, walkTree, type TreeEntry } from '../core/tree.js';
+import { applyMeta, type MetaTarget } from '../fs/apply-meta.js';
 import { OPAQUE_MARKER, whiteoutName } from '../core/whiteout.js';
 import { Index } from '../fs/index-file.js';
 import { Materializer, type BlobSource } from '../fs/materialize.js';
@@ -42,9 +54,11 @@ export interface Lowers {
   dirs: string[];
   /** Entries extracted by this call (0 when the cache was warm). */
   extracted: number;
+  /** What the extractions could not apply of the metadata (not root), as phrases; empty when everything was. */
+  notApplied: string[];
 }
 
-class StoreBlobs implements BlobSource {
+export class StoreBlobs implements BlobSource {
   constructor(private readonly store: Store) {}
   readSmall(oid: string): Buffer | null { return oid === EMPTY_BLOB ? Buffer.alloc(0) : this.store.objects.readSmallBlob(oid); }
   writeFile(oid: string, dest: Buffer, mode: number): Promise<void> { return this.store.objects.writeBlobTo(oid, dest, mode); }
@@ -62,21 +76,8 @@ export function cacheRoot(stateDir: string): string {
 export async function lowersFor(store: Store, stateDir: string, head: string | null, form: 'k' | 'f'): Promise<Lowers> {
   const root = cacheRoot(stateDir);
   fs.mkdirSync(join(root, 'tmp'), { recursive: true });
-  const out: Lowers = { cwd: root, dirs: [], extracted: 0 };
-  const layers = store.layers(head);
-  let flatBelow = layers.length;
-  if (layers.length > DIRECT) flatBelow = layers.length - Math.floor((layers.length - 1) / CHUNK) * CHUNK;
-  for (let k = 0; k < layers.length; k++) {
-    const layer = layers[k];
-    if (k === flatBelow) {
-      // layers[k] and everything below it, as one directory.
-      const tree = store.unionTree(layer.oid);
-      if (tree !== null) out.dirs.push(await ensure(store, root, 'u', tree, tree, false, out));
-      break;
-    }
-    out.dirs.push(await ensure(store, root, form, layer.oid, layer.tree, true, out));
-    if (lookup(store.objects, layer.tree, OPAQUE_MARKER) !== null) break;
-  }
+  const out: Lowers = { cwd: root, dirs: [], extracted: 0, notApplied: [] };
+  for (const e of planLowers(store, head, form, out)) out.dirs.push(await ensure(root, e.kind, e.key, out, e.fill));
   if (out.dirs.length === 0) {
     fs.mkdirSync(join(root, 'empty'), { recursive: true });
     out.dirs.push('empty');
@@ -84,8 +85,75 @@ export async function lowersFor(store: Store, stateDir: string, head: string | n
   return out;
 }
 
-/** The cache entry `kind/key` for `tree`, extracted (as a layer with markers, or a plain union) if missing. */
-async function ensure(store: Store, root: string, kind: 'k' | 'f' | 'u', key: string, tree: string, layer: boolean, stats: Lowers): Promise<string> {
+interface PlannedEntry { kind: 'k' | 'f' | 'u'; key: string; fill: (tmp: string) => Promise<void> }
+
+/** The cache entries a mount of `head` uses, top first, each with how to make it (see the top of this file). */
+function planLowers(store: Store, head: string | null, form: 'k' | 'f', stats: Lowers): PlannedEntry[] {
+  const objects = store.objects;
+  const out: PlannedEntry[] = [];
+  const layers = store.layers(head);
+  let flatBelow = layers.length;
+  if (layers.length > DIRECT) flatBelow = layers.length - Math.floor((layers.length - 1) / CHUNK) * CHUNK;
+  // metaAt[k]: a manifest exists in layers[k] or below it (then the entry carries metadata). Below a flattened
+  // bottom, the union's manifest there says it (cached per layer; a deep stack's root trees are not all read).
+  const metaAt = new Array<boolean>(layers.length).fill(false);
+  let any = flatBelow < layers.length && store.unionManifest(layers[flatBelow].oid).size > 0;
+  for (let k = Math.min(flatBelow, layers.length - 1); k >= 0; k--) metaAt[k] = any = any || manifestEntry(objects, layers[k].tree) !== null;
+  // Union manifests are cached per layer as they are computed: bottom first, each is one step from the last.
+  let warmed = false;
+  const manifestAt = (k: number): Manifest => {
+    if (!warmed) { for (let j = Math.min(flatBelow, layers.length - 1); j > k; j--) store.unionManifest(layers[j].oid); warmed = true; }
+    return store.unionManifest(layers[k].oid);
+  };
+  for (let k = 0; k < layers.length; k++) {
+    const layer = layers[k];
+    if (k === flatBelow) {
+      // layers[k] and everything below it, as one directory.
+      const tree = store.unionTree(layer.oid);
+      if (tree === null) break;
+      const manifest = metaAt[k] ? manifestAt(k) : new Map() as Manifest;
+      const text = formatManifest(manifest);
+      const key = text ? `${tree}.${hashObject('blob', text)}` : tree;
+      out.push({ kind: 'u', key, fill: (tmp) => extractUnion(store, tmp, tree, manifest, stats) });
+      break;
+    }
+    const key = metaAt[k] ? `${layer.oid}.m` : layer.oid;
+    out.push({ kind: form, key, fill: (tmp) => extractLayer(store, tmp, form, layer.oid, layer.tree, metaAt[k] ? manifestAt(k) : null, stats) });
+    if (lookup(objects, layer.tree, OPAQUE_MARKER) !== null) break;
+  }
+  return out;
+}
+
+/**
+ * `glayer gc`: remove the cache entries that no mount of a stack top in `tops` (in either form) and no mount
+ * in `inUse` (`kind/key` names of live mounts) uses. Each goes by a rename into `tmp/` first, so that an entry
+ * is never seen half removed. Returns how many went.
+ */
+export function pruneCache(store: Store, stateDir: string, tops: Iterable<string>, inUse: Iterable<string>): number {
+  const root = cacheRoot(stateDir);
+  const present = cacheEntries(stateDir);
+  if (present.length === 0) return 0;
+  const keep = new Set<string>(inUse);
+  const none: Lowers = { cwd: root, dirs: [], extracted: 0, notApplied: [] };
+  for (const top of tops) {
+    for (const form of ['k', 'f'] as const) for (const e of planLowers(store, top, form, none)) keep.add(`${e.kind}/${e.key}`);
+  }
+  let n = 0;
+  fs.mkdirSync(join(root, 'tmp'), { recursive: true });
+  for (const rel of present) {
+    if (keep.has(rel)) continue;
+    const gone = join(root, 'tmp', `${process.pid}-gc-${rel.replace('/', '-')}`);
+    fs.renameSync(join(root, rel), gone);
+    // What cannot be removed now (a directory made read-only by its record, without root) is a leftover in
+    // tmp/ that the next extraction or `glayer fsck` removes.
+    try { fs.rmSync(gone, { recursive: true, force: true }); } catch { /* left in tmp/ */ }
+    n++;
+  }
+  return n;
+}
+
+/** The cache entry `kind/key`, made by `fill` in a temporary directory and renamed into place, if missing. */
+async function ensure(root: string, kind: 'k' | 'f' | 'u', key: string, stats: Lowers, fill: (tmp: string) => Promise<void>): Promise<string> {
   const rel = `${kind}/${key}`;
   if (fs.existsSync(join(root, rel))) return rel;
   fs.mkdirSync(join(root, kind), { recursive: true });
@@ -93,20 +161,7 @@ async function ensure(store: Store, root: string, kind: 'k' | 'f' | 'u', key: st
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
   try {
-    const objects = store.objects;
-    const form = layer ? lowerForm(objects, tree) : null;
-    const plain = form ? form.plain : tree;
-    await new Materializer(tmp, objects, new StoreBlobs(store), new Index()).apply(diffTrees(objects, null, plain));
-    if (form) {
-      if (kind === 'k') writeKernelMarks(tmp, form.whiteouts, form.opaque);
-      else {
-        for (const p of form.whiteouts) {
-          const slash = p.lastIndexOf('/');
-          fs.writeFileSync(fsPath(tmp, slash < 0 ? whiteoutName(p) : joinRel(p.slice(0, slash), whiteoutName(p.slice(slash + 1)))), '');
-        }
-        for (const d of form.opaque) fs.writeFileSync(fsPath(tmp, joinRel(d, OPAQUE_MARKER)), '');
-      }
-    }
+    await fill(tmp);
     fs.renameSync(tmp, join(root, rel));
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -115,6 +170,65 @@ async function ensure(store: Store, root: string, kind: 'k' | 'f' | 'u', key: st
   }
   stats.extracted++;
   return rel;
+}
+
+/**
+ * A layer's own tree in lower-directory form (`k`: the kernel's markers, `f`: `.wh.` files), with the metadata
+ * of `manifest` (the union's at this layer; null: none exists) on what it holds and on its copy-ups.
+ */
+async function extractLayer(store: Store, tmp: string, kind: 'k' | 'f', oid: string, tree: string, manifest: Manifest | null, stats: Lowers): Promise<void> {
+  const objects = store.objects;
+  const form = lowerForm(objects, tree);
+  let plain = form.plain;
+  // Metadata-only records: the entry below, copied up (a directory as an empty one: it merges with the rest).
+  // And a hardlink group with a name here has every name here (overlayfs links only within one directory).
+  if (manifest && manifest.size) {
+    const own = store.layerManifest(store.readCommit(oid));
+    const union = store.unionTree(oid);
+    const held = (p: string): boolean => lookup(objects, plain, p) !== null;
+    const copies = new Map<string, TreeEntry>();
+    const copyUp = (p: string): void => {
+      if (p === '.' || copies.has(p) || held(p)) return;
+      const e = union === null ? null : lookup(objects, union, p);
+      if (e) copies.set(p, e.mode === '40000' ? { ...e, oid: EMPTY_TREE } : e);
+    };
+    for (const p of own?.keys() ?? []) if (manifest.has(p)) copyUp(p);
+    const groups = new Map<string, string[]>();
+    for (const [p, r] of manifest) if (r.link !== undefined) { const g = groups.get(r.link); if (g) g.push(p); else groups.set(r.link, [p]); }
+    for (const [first, names] of groups) {
+      const all = [first, ...names];
+      if (all.some((p) => copies.has(p) || held(p))) all.forEach(copyUp);
+    }
+    if (copies.size) plain = editTree(objects, plain, copies);
+  }
+  await new Materializer(tmp, objects, new StoreBlobs(store), new Index()).apply(diffTrees(objects, null, plain));
+  if (kind === 'k') writeKernelMarks(tmp, form.whiteouts, form.opaque);
+  else {
+    for (const p of form.whiteouts) {
+      const slash = p.lastIndexOf('/');
+      fs.writeFileSync(fsPath(tmp, slash < 0 ? whiteoutName(p) : joinRel(p.slice(0, slash), whiteoutName(p.slice(slash + 1)))), '');
+    }
+    for (const d of form.opaque) fs.writeFileSync(fsPath(tmp, joinRel(d, OPAQUE_MARKER)), '');
+  }
+  // Last: markers changed their directories' mtimes.
+  if (manifest && manifest.size) applyRecords(objects, tmp, plain, manifest, stats);
+}
+
+/** A union tree as plain files, with its manifest. */
+async function extractUnion(store: Store, tmp: string, tree: string, manifest: Manifest, stats: Lowers): Promise<void> {
+  await new Materializer(tmp, store.objects, new StoreBlobs(store), new Index()).apply(diffTrees(store.objects, null, tree));
+  if (manifest.size) applyRecords(store.objects, tmp, tree, manifest, stats);
+}
+
+/** Give every entry of `tree` (extracted at `dir`) that has a record in `manifest` its metadata. */
+function applyRecords(objects: Store['objects'], dir: string, tree: string, manifest: Manifest, stats: Lowers): void {
+  const targets: MetaTarget[] = [];
+  for (const { path, entry } of walkTree(objects, tree)) {
+    const record = manifest.get(path);
+    if (record) targets.push({ path, entry, record, old: null });
+  }
+  if (!targets.length) return;
+  for (const phrase of applyMeta(dir, new Index(), targets).notApplied) if (!stats.notApplied.includes(phrase)) stats.notApplied.push(phrase);
 }
 
 /** Extractions a killed process left in cache/tmp (their pid is gone). */

@@ -22,11 +22,11 @@ import type { Store } from '../store/store.js';
 import type { ObjectWriter } from '../store/objects.js';
 import { alive, type LiveState, type State, type Workspace } from '../workspace/workspace.js';
 import { type Backend, type BackendName } from './backend.js';
-import { lowersFor } from './cache.js';
+import { lowersFor, StoreBlobs } from './cache.js';
 import { fuseBackend } from './fuse.js';
 import { kernelBackend } from './kernel.js';
 import { listMounts, mountsAt } from './mountinfo.js';
-import { upperToKernelForm, upperToWhForm } from './upper.js';
+import { realizeUpperManifest, upperToKernelForm, upperToWhForm } from './upper.js';
 
 export const BACKENDS: Record<BackendName, Backend> = { kernel: kernelBackend, fuse: fuseBackend };
 
@@ -105,6 +105,8 @@ export interface LiveMount {
 export async function mountLive(ws: Workspace, state: State, target: string, backend: Backend, head: string | null): Promise<LiveMount> {
   const lowers = await lowersFor(ws.store, ws.stateDir, head, backend.form);
   fs.mkdirSync(ws.upper, { recursive: true });
+  // A live upper directory keeps its metadata as its entries' own (a copied view's writable layer, as a manifest).
+  await realizeUpperManifest(ws.upper, ws.store, head, new StoreBlobs(ws.store), lowers.dirs.map((d) => join(lowers.cwd, d)));
   // The kernel shows a `.wh.` file in its upper directory as a file: give it its own form first.
   if (backend.form === 'k') upperToKernelForm(ws.upper);
   const dir = liveDir(ws);
@@ -112,7 +114,7 @@ export async function mountLive(ws: Workspace, state: State, target: string, bac
   const work = join(dir, `work-${process.pid}-${Date.now()}`);
   fs.mkdirSync(work);
   const before = { ...state };
-  ws.writeState({ ...state, view: target, live: { backend: backend.name, head, work } });
+  ws.writeState({ ...state, view: target, live: { backend: backend.name, head, work, lowers: lowers.dirs.map((d) => join(lowers.cwd, d)) } });
   try {
     backend.mount({ cwd: lowers.cwd, lowers: lowers.dirs, upper: ws.upper, work, target });
   } catch (e) {

@@ -11,13 +11,20 @@
  */
 import * as fs from '../sys/fs.js';
 import { editTree } from '../core/edit.js';
+import type { Change } from '../core/changes.js';
+import { META_NAME, defaultMode, formatMtime, mtimeSeconds, normalizeRecord, parseLayerManifest, type Manifest, type MetaRecord } from '../core/meta.js';
 import { basename, dirname, join } from '../core/path.js';
-import { EMPTY_TREE, type TreeEntry, type TreeSink } from '../core/tree.js';
+import { EMPTY_TREE, lookup, walkTree, type Mode, type TreeEntry, type TreeSink, type TreeSource } from '../core/tree.js';
 import { OPAQUE_MARKER, isReserved, markerEntry, whiteoutName } from '../core/whiteout.js';
 import { display } from '../errors.js';
-import { indexPath, loadIndex, saveIndex, type AdoptingSink, type Index } from '../fs/index-file.js';
+import { indexPath, loadIndex, saveIndex, type AdoptingSink } from '../fs/index-file.js';
 import { fsPath } from '../fs/paths.js';
 import { scanTree } from '../fs/scan.js';
+import { readXattrs } from '../fs/xattr.js';
+import { applyMeta, type MetaTarget } from '../fs/apply-meta.js';
+import { Index } from '../fs/index-file.js';
+import { Materializer, type BlobSource } from '../fs/materialize.js';
+import type { Store } from '../store/store.js';
 import { readOpaqueDirs, removeOpaqueXattrs, writeKernelMarks } from './marks.js';
 
 export interface LiveUpper {
@@ -130,4 +137,175 @@ function walk(root: string, rel: string, fn: (rel: string, st: fs.Stats) => void
       if (st.isDirectory()) stack.push(r);
     }
   }
+}
+
+/** xattrs the mounts keep for themselves on upper entries (never layer content). */
+const MOUNT_XATTR = /^(trusted\.overlay\.|user\.overlay\.|user\.fuseoverlayfs\.)/;
+
+/**
+ * The live view's metadata (docs/metadata.md, "In the view"): the stack's manifest `lowerMeta`, with the records
+ * of paths the view no longer has dropped, and each entry of the upper directory as the mount shows it (a copy-up
+ * keeps the lower entry's owner, mode, mtime and xattrs; a chmod, chown, touch, setfattr or ln lands there).
+ *
+ * Field by field, an entry the stack has (same kind) keeps its record's value unless the upper's differs from
+ * what the lower directories show: the record's, as far as this process could apply it (no setuid bits on files
+ * without root), and for an mtime without a record the cached lower file's own. Owners are read only as root.
+ * An mtime is kept only for content the stack has (a write drops it); a directory's is never read.
+ * `lowerDirs`: the mount's lower directories, top first (absolute); empty when not known (mtimes then as shown).
+ */
+export function observeLiveUpper(
+  upper: string, src: TreeSource, lowerTree: string | null, lowerMeta: Manifest, upperTree: string, view: string,
+  lowerDirs: readonly string[], asRoot: boolean,
+): Manifest {
+  let out: Manifest = lowerMeta;
+  const own = (): Manifest => (out === lowerMeta ? (out = new Map(lowerMeta)) : out);
+  // Gone from the view: no record.
+  for (const p of lowerMeta.keys()) if (p !== '.' && lookup(src, view, p) === null) own().delete(p);
+  if (upperTree === EMPTY_TREE) return out;
+  const records = new Map<string, { r: MetaRecord; mode: Mode }>();
+  const attrs: string[] = [];
+  const groups = new Map<bigint, string[]>();
+  for (const { path, entry } of walkTree(src, upperTree)) {
+    if (isReserved(basename(path))) continue;
+    const e = lookup(src, view, path);
+    if (!e || e.mode !== entry.mode) continue;
+    const st = fs.lstatSync(fsPath(upper, path), { bigint: true, throwIfNoEntry: false });
+    if (!st) continue;
+    const dir = entry.mode === '40000';
+    const below = lowerTree === null ? null : lookup(src, lowerTree, path);
+    const same = below !== null && (below.mode === '40000') === dir && (below.mode === '120000') === (entry.mode === '120000');
+    const rec = same ? lowerMeta.get(path) ?? {} : {};
+    const r: MetaRecord = {};
+    if (entry.mode !== '120000') {
+      const perm = Number(st.mode) & 0o7777;
+      let shown = rec.mode ?? defaultMode(below?.mode ?? entry.mode);
+      if (!asRoot && !dir) shown &= ~0o6000;
+      r.mode = same && perm === shown ? rec.mode ?? perm : perm;
+    }
+    if (asRoot) { r.uid = Number(st.uid); r.gid = Number(st.gid); } else { r.uid = rec.uid; r.gid = rec.gid; }
+    if (dir) r.mtime = rec.mtime;
+    else if (same && below!.oid === entry.oid) {
+      const ns = st.mtimeNs;
+      const seen = formatMtime(Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n));
+      let shownNs: bigint | null = null;
+      if (rec.mtime !== undefined) shownNs = BigInt(Math.round(mtimeSeconds(rec.mtime) * 1e6)) * 1000n;
+      else {
+        for (const d of lowerDirs) {
+          const l = fs.lstatSync(fsPath(d, path), { bigint: true, throwIfNoEntry: false });
+          if (l) { shownNs = l.mtimeNs; break; }
+        }
+      }
+      // lutimes takes microseconds here: within 1 µs is the time the lower directory shows.
+      const moved = shownNs !== null && (ns > shownNs ? ns - shownNs : shownNs - ns) > 1000n;
+      r.mtime = moved ? seen : rec.mtime;
+    }
+    if (entry.mode !== '120000') attrs.push(path);
+    if (!dir && st.nlink > 1n) { const g = groups.get(st.ino); if (g) g.push(path); else groups.set(st.ino, [path]); }
+    if (!asRoot && rec.xattrs) r.xattrs = new Map([...rec.xattrs].filter(([k]) => !k.startsWith('user.')));
+    records.set(path, { r, mode: entry.mode });
+  }
+  if (attrs.length) {
+    const byAbs = new Map(attrs.map((rel) => [Buffer.concat([Buffer.from(upper, 'utf8'), Buffer.from('/' + rel, 'latin1')]).toString('latin1'), rel]));
+    for (const [abs, found] of readXattrs([...byAbs.keys()])) {
+      const rel = byAbs.get(abs);
+      if (rel === undefined) continue;
+      const r = records.get(rel)!.r;
+      for (const [k, v] of found) if (!MOUNT_XATTR.test(k) && (asRoot || k.startsWith('user.'))) (r.xattrs ??= new Map()).set(k, v);
+    }
+  }
+  for (const members of groups.values()) {
+    if (members.length < 2) continue;
+    members.sort();
+    for (const m of members.slice(1)) records.get(m)!.r.link = members[0];
+  }
+  for (const [path, { r, mode }] of records) {
+    if (r.xattrs) r.xattrs = new Map([...r.xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const n = normalizeRecord(r, mode);
+    if (n) own().set(path, n); else if (out.has(path)) own().delete(path);
+  }
+  // A copy-up breaks a hardlink (overlayfs links only within one directory): a lower name linked to a name in the
+  // upper directory, or to one the view no longer holds the same, is its own file now.
+  for (const [p, r] of out) {
+    if (r.link === undefined) continue;
+    const a = lookup(src, view, p);
+    const b = lookup(src, view, r.link);
+    if (records.has(p) === records.has(r.link) && a && b && a.mode === b.mode && a.oid === b.oid) continue;
+    const { link: _, ...rest } = r;
+    const n = normalizeRecord(rest, a?.mode ?? '100644');
+    if (n) own().set(p, n); else own().delete(p);
+  }
+  return out;
+}
+
+/**
+ * Before a mount: a writable layer left by a copied view keeps its metadata as a manifest (`.wh..wh..meta`), a
+ * live one as its entries' own owners, modes, mtimes and xattrs (the mount shows those). Give each entry of
+ * `upper` its record (a directory that merges over the stack's keeps the stack's record unless it has its own;
+ * any other entry has its own or the defaults), copy up the entries of metadata-only records from the stack
+ * `head` (their parent directories with the stack's records, as overlayfs copies them up), then remove the
+ * manifest. Safe to repeat: a kill before the manifest is removed runs it again at the next mount.
+ */
+export async function realizeUpperManifest(upper: string, store: Store, head: string | null, blobs: BlobSource, lowerDirs: readonly string[]): Promise<void> {
+  const file = fsPath(upper, META_NAME);
+  let data: Buffer;
+  try { data = fs.readFileSync(file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; throw e; }
+  const own = parseLayerManifest(data, 'writable layer');
+  const objects = store.objects;
+  const lowerTree = store.unionTree(head);
+  const lowerMeta = store.unionManifest(head);
+  const present = new Map<string, fs.Stats>();
+  walk(upper, '', (rel, st) => { if (!isReserved(basename(rel))) present.set(rel, st); });
+  // Copy-ups: ancestors first (shortest paths first), each as one top-most change.
+  const changes: Change[] = [];
+  const made = new Set<string>();
+  const below = (p: string): TreeEntry | null => (lowerTree === null ? null : lookup(objects, lowerTree, p));
+  // Metadata-only records, and the first names of hardlinks (one directory holds a whole link group).
+  const wanted = new Set<string>(own.keys());
+  for (const r of own.values()) if (r.link !== undefined) wanted.add(r.link);
+  for (const p of [...wanted].sort()) {
+    if (p === '.' || present.has(p) || made.has(p) || !below(p)) continue;
+    const parts = p.split('/');
+    for (let k = 1; k <= parts.length; k++) {
+      const a = parts.slice(0, k).join('/');
+      if (present.has(a) || made.has(a)) continue;
+      const e = below(a)!;
+      changes.push({ path: a, old: null, new: e.mode === '40000' ? { ...e, oid: EMPTY_TREE } : e });
+      made.add(a);
+    }
+  }
+  if (changes.length) await new Materializer(upper, objects, blobs, new Index()).apply(changes);
+  const targets: MetaTarget[] = [];
+  for (const p of [...present.keys(), ...made].sort()) {
+    const st = present.get(p);
+    const dir = st ? st.isDirectory() : below(p)!.mode === '40000';
+    const b = below(p);
+    const merged = dir && b !== null && b.mode === '40000';
+    const record = own.get(p) ?? (merged || made.has(p) ? lowerMeta.get(p) ?? null : null);
+    const entry: TreeEntry = st
+      ? { name: basename(p), mode: dir ? '40000' : st.isSymbolicLink() ? '120000' : (st.mode & 0o100) ? '100755' : '100644', oid: EMPTY_TREE }
+      : { ...b!, name: basename(p) };
+    if (entry.mode === '120000' && !record) continue;
+    targets.push({ path: p, entry, record, old: null });
+  }
+  if (targets.length) applyMeta(upper, new Index(), targets);
+  // A copy-up keeps the time the lower directories show (overlayfs's does), unless a record says another.
+  for (const p of made) {
+    if (own.get(p)?.mtime !== undefined || below(p)!.mode === '40000') continue;
+    for (const d of lowerDirs) {
+      const l = fs.lstatSync(fsPath(d, p), { bigint: true, throwIfNoEntry: false });
+      if (!l) continue;
+      // Seconds as a double: within a microsecond, which is what observeLiveUpper allows.
+      if (!l.isSymbolicLink()) fs.lutimesSync(fsPath(upper, p), Number(l.atimeNs) / 1e9, Number(l.mtimeNs) / 1e9);
+      break;
+    }
+  }
+  fs.unlinkSync(file);
+}
+
+/** After an unmount: keep the live upper directory's records as a manifest, the form a copied view reads. */
+export function writeUpperManifest(upper: string, data: Buffer | null): void {
+  if (!data) return;
+  const tmp = fsPath(upper, `${META_NAME}.tmp-${process.pid}`);
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, fsPath(upper, META_NAME));
 }

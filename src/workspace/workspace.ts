@@ -30,6 +30,8 @@ export interface LiveState {
   head: string | null;
   /** The mount's work directory (in .glayer/glayer/live/). */
   work: string;
+  /** The mount's lower directories, top first (absolute; absent in states written before it was kept). */
+  lowers?: string[];
 }
 
 export class Workspace {

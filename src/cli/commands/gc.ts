@@ -13,7 +13,8 @@ export class GcCommand extends GlayerCommand {
       same path stored as deltas of each other. Unreachable objects (layers of deleted stacks, squashed or reset
       away and out of every reflog) older than the grace period are removed: two weeks by default, as git;
       \`--prune=now\` removes them all, \`--prune=never\` none, or give a date or \`N.days.ago\`. Union-cache entries of
-      unreachable layers go too. Prints what it freed. Other glayer commands may run meanwhile; writers wait.
+      unreachable layers go too, and so do the layer cache's extracted layers that no stack's live mount uses. Prints
+      what it freed. Other glayer commands may run meanwhile; writers wait.
     `,
     examples: [['Collect garbage', '$0 gc'], ['Remove every unreachable object now', '$0 gc --prune=now']],
   });
@@ -25,6 +26,7 @@ export class GcCommand extends GlayerCommand {
     if (this.json) { this.printJson(r); return 0; }
     this.out(`${r.packed} objects in one pack of ${formatBytes(r.packBytes)} (${r.deltas} deltas; ${r.reusedWhole + r.reusedDeltas} copied from the old packs as they were); ${r.pruned} unreachable objects removed, ${r.keptUnreachable} kept (younger than the grace period)\n`);
     this.out(`objects: ${formatBytes(r.bytesBefore)} -> ${formatBytes(r.bytesAfter)} (freed ${formatBytes(Math.max(0, r.bytesBefore - r.bytesAfter))})\n`);
+    if (r.cacheEntriesRemoved) this.out(`layer cache: ${r.cacheEntriesRemoved} unused ${r.cacheEntriesRemoved === 1 ? 'entry' : 'entries'} removed\n`);
     return 0;
   }
 }
