@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { glayer, glayerOk } from '../helpers/cli.js';
 import { fsck, git } from '../helpers/git.js';
+import { liveBackends } from '../helpers/live.js';
 import { describeTree, have, makeTar, ociLayout, podman, run, writeStackAsRoot } from '../helpers/image.js';
 import { tmpdir } from '../helpers/tmp.js';
 
@@ -298,6 +299,18 @@ t('mounted as root, the view of an imported image equals umoci unpack of it (whe
   sameTrees(files(describeTree(join(ws, 'view'), { mtime: true })), files(describeTree(theirs, { mtime: true })), ['glayer view', 'umoci unpack']);
   // status is clean right after the import
   assert.is((await glayerOk(ws, 'status')).stdout, '');
+  // And as a live view (the layer cache carries the metadata): the same tree, owners, modes, links, xattrs, mtimes.
+  for (const backend of liveBackends()) {
+    try {
+      await glayerOk(ws, 'mount-view', '--live', '--backend', backend);
+      const live = [`glayer live view (${backend})`, 'umoci unpack'];
+      sameTrees(describeTree(join(ws, 'view'), { xattrs: true }), describeTree(theirs, { xattrs: true }), live);
+      sameTrees(files(describeTree(join(ws, 'view'), { mtime: true })), files(describeTree(theirs, { mtime: true })), live);
+      assert.is((await glayerOk(ws, 'status')).stdout, '', `${backend}: status is clean`);
+    } finally {
+      await glayer(ws, 'umount');
+    }
+  }
 });
 
 test.run();
