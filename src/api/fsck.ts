@@ -208,7 +208,7 @@ function repairLive(ws: Workspace, state: ReturnType<Workspace['readState']>, re
     repair(`unmounted ${m.target} (a live view of this workspace that no state names)`, () => m.backend.umount(m.target, true));
   }
   for (const d of staleLiveDirs(ws, state)) repair(`removed ${d} (left by an interrupted live mount or commit)`, () => rmWork(d));
-  for (const d of staleExtractions(ws.stateDir)) repair(`removed ${d} (an interrupted layer cache extraction)`, () => rmWork(d));
+  for (const d of staleExtractions(ws.sharedDir)) repair(`removed ${d} (an interrupted layer cache extraction)`, () => rmWork(d));
   if (current !== null && liveMountAt(ws, current, state.live) === null) notes.push(`the live view ${current} is not mounted; 'glayer mount-view --live' mounts it`);
 }
 
@@ -231,7 +231,7 @@ function repairLeftovers(ws: Workspace, view: string | null, repair: Repair): vo
     }
   }
   // Temporary object files.
-  const objectsDir = join(ws.gitdir, 'objects');
+  const objectsDir = join(ws.store.commonDir, 'objects');
   const tmpRe = /^tmp_(obj|pack|idx)_(\d+)_/;
   for (const d of [objectsDir, join(objectsDir, 'pack'), ...list(objectsDir).filter((n) => /^[0-9a-f]{2}$/.test(n)).map((n) => join(objectsDir, n))]) {
     for (const name of list(d)) {
@@ -244,7 +244,8 @@ function repairLeftovers(ws: Workspace, view: string | null, repair: Repair): vo
   // Ref lock files: glayer holds them only while it holds the workspace lock (which we hold now), so one no
   // process has open is left over.
   const locks: string[] = [];
-  for (const f of ['HEAD.lock', 'packed-refs.lock']) if (exists(join(ws.gitdir, f))) locks.push(join(ws.gitdir, f));
+  if (exists(join(ws.gitdir, 'HEAD.lock'))) locks.push(join(ws.gitdir, 'HEAD.lock'));
+  if (exists(join(ws.store.commonDir, 'packed-refs.lock'))) locks.push(join(ws.store.commonDir, 'packed-refs.lock'));
   const walk = (d: string): void => {
     for (const e of listDirents(d)) {
       const p = join(d, e.name);
@@ -252,7 +253,7 @@ function repairLeftovers(ws: Workspace, view: string | null, repair: Repair): vo
       else if (e.name.endsWith('.lock')) locks.push(p);
     }
   };
-  walk(join(ws.gitdir, 'refs'));
+  walk(join(ws.store.commonDir, 'refs'));
   if (locks.length) {
     const open = openFiles();
     for (const l of locks) {

@@ -9,7 +9,7 @@ import { relative } from 'node:path';
 import { cacheRoot, pruneCache } from '../mount/cache.js';
 import { collectGarbage, type GcReport } from '../store/gc.js';
 import { listRefs } from '../store/refs.js';
-import { withWorkspace } from '../workspace/workspace.js';
+import { Workspace, storeWorkspaces, withWorkspace } from '../workspace/workspace.js';
 import type { WorkspaceOptions } from './types.js';
 
 export interface GcOptions extends WorkspaceOptions {
@@ -49,8 +49,14 @@ export async function gc(opts: GcOptions = {}): Promise<GcResult> {
     }
     const head = ws.store.head();
     if (head) tops.add(head);
-    const root = cacheRoot(ws.stateDir);
-    const inUse = (ws.readState().live?.lowers ?? []).map((d) => relative(root, d));
-    return { ...report, cacheEntriesRemoved: pruneCache(ws.store, ws.stateDir, tops, inUse) };
+    // The live mounts of every workspace of the store (linked ones share the cache).
+    const root = cacheRoot(ws.sharedDir);
+    const inUse: string[] = [];
+    for (const w of storeWorkspaces(ws.store.commonDir)) {
+      let lowers: string[] = [];
+      try { const other = w.gitdir === ws.gitdir ? ws : new Workspace(w.root); lowers = other.readState().live?.lowers ?? []; if (other !== ws) other.close(); } catch { /* gone */ }
+      for (const d of lowers) inUse.push(relative(root, d));
+    }
+    return { ...report, cacheEntriesRemoved: pruneCache(ws.store, ws.sharedDir, tops, inUse) };
   });
 }

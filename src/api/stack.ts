@@ -9,8 +9,8 @@
  */
 import { EMPTY_TREE } from '../core/tree.js';
 import { DirtyError, RefExistsError, UnknownRefError, UsageError } from '../errors.js';
-import { checkRefName, deleteRef, listRefs, readRef, writeSymbolicHead } from '../store/refs.js';
-import { withWorkspace } from '../workspace/workspace.js';
+import { checkRefName, deleteRef, listRefs, readRef, readSymbolicHead, writeSymbolicHead } from '../store/refs.js';
+import { storeWorkspaces, withWorkspace } from '../workspace/workspace.js';
 import { resolveLayer, stackName } from './resolve.js';
 import { planSync, reconcile } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
@@ -81,6 +81,11 @@ export async function deleteStack(opts: WorkspaceOptions & { name: string }): Pr
     const ref = stackRef(opts.name);
     const top = readRef(ws.gitdir, ref);
     if (ref === ws.store.stackRef) throw new UsageError(`cannot delete stack '${opts.name}': it is checked out (switch to another stack first)`, { name: opts.name });
+    for (const w of storeWorkspaces(ws.store.commonDir)) {
+      let head: string | null = null;
+      try { head = readSymbolicHead(w.gitdir); } catch { /* damaged: not this stack */ }
+      if (head === ref) throw new UsageError(`cannot delete stack '${opts.name}': the workspace ${w.root} has it checked out`, { name: opts.name, workspace: w.root });
+    }
     if (!top) throw new UnknownRefError('stack', opts.name);
     deleteRef(ws.gitdir, ref, top);
     return { name: opts.name, top };

@@ -25,6 +25,7 @@ import { SquashCommand } from './commands/squash.js';
 import { TagCommand } from './commands/tag.js';
 import { ResetCommand } from './commands/reset.js';
 import { StackDeleteCommand, StackListCommand, StackNewCommand, StackSwitchCommand } from './commands/stack.js';
+import { WorkspaceAddCommand, WorkspaceListCommand, WorkspaceRemoveCommand } from './commands/workspace.js';
 import { EfficiencyCommand } from './commands/efficiency.js';
 import { GcCommand } from './commands/gc.js';
 import { ImportCommand } from './commands/import.js';
@@ -43,7 +44,7 @@ class DefaultCommand extends Command<GlayerContext> {
   }
 }
 
-export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, EfficiencyCommand, GcCommand, ImportCommand, ExportCommand, ImageConfigCommand, UmountCommand, ServeCommand];
+export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCommand, LogCommand, InfoCommand, FsckCommand, DiffCommand, ShowCommand, BlameCommand, RemoteAddCommand, RemoteRemoveCommand, RemoteListCommand, PushCommand, FetchCommand, PullCommand, CloneCommand, StacksCommand, SquashCommand, TagCommand, ResetCommand, StackListCommand, StackNewCommand, StackSwitchCommand, StackDeleteCommand, WorkspaceAddCommand, WorkspaceListCommand, WorkspaceRemoveCommand, EfficiencyCommand, GcCommand, ImportCommand, ExportCommand, ImageConfigCommand, UmountCommand, ServeCommand];
 
 /**
  * The commands a command line can be running: those whose every path word is in argv. Building clipanion's

@@ -103,7 +103,7 @@ export interface LiveMount {
  * Writes the state (view: target, live) before mounting; on failure restores `state` and removes the work dir.
  */
 export async function mountLive(ws: Workspace, state: State, target: string, backend: Backend, head: string | null): Promise<LiveMount> {
-  const lowers = await lowersFor(ws.store, ws.stateDir, head, backend.form);
+  const lowers = await lowersFor(ws.store, ws.sharedDir, head, backend.form);
   fs.mkdirSync(ws.upper, { recursive: true });
   // A live upper directory keeps its metadata as its entries' own (a copied view's writable layer, as a manifest).
   await realizeUpperManifest(ws.upper, ws.store, head, new StoreBlobs(ws.store), lowers.dirs.map((d) => join(lowers.cwd, d)));

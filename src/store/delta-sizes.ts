@@ -58,7 +58,7 @@ export function layerSizesFile(gitdir: string, commit: string): string {
 
 /** Layer `commit`, from the cache or from its commit and a walk of its tree (and then kept in the cache). */
 export function layerSizes(store: Store, commit: string): LayerSizes {
-  const file = layerSizesFile(store.gitdir, commit);
+  const file = layerSizesFile(store.commonDir, commit);
   let text: string | null = null;
   try { text = fs.readFileSync(file, 'latin1'); } catch { /* not cached (or unreadable: computed again) */ }
   const hit = text === null ? null : parse(commit, text);
@@ -66,7 +66,7 @@ export function layerSizes(store: Store, commit: string): LayerSizes {
   const c = store.readCommit(commit);
   const d: LayerSizes = { oid: commit, parent: c.parents[0] ?? null, tree: c.tree, message: c.message.split('\n')[0], ...walk(store.objects, c.tree) };
   if (!storeMode.readOnly) {
-    try { save(store.gitdir, commit, format(d)); } catch (e) {
+    try { save(store.commonDir, commit, format(d)); } catch (e) {
       // A cache: a store that cannot be written is measured all the same. (A recursive mkdir on a read-only
       // file system fails with ENOENT, not EROFS, when the parent is missing too.)
       if (!isSystemRefusal(e) && !isAbsent(e)) throw e;

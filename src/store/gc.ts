@@ -79,7 +79,7 @@ export function collectGarbage(store: Store, opts: GcOptions): GcReport {
 
 function collect(store: Store, opts: GcOptions, packs: ReadonlyArray<{ path: string }>, sources: PackSources, bytesBefore: number): GcReport {
   const objects = store.objects;
-  const gitdir = store.gitdir;
+  const gitdir = store.commonDir;
   const loose = [...objects.looseOids()];
   // Ages (mtime, ms): a packed object's is its pack's (the newest one's when several packs hold it).
   const packAge = packs.map((p) => fs.statSync(p.path).mtimeMs);

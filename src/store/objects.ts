@@ -18,6 +18,7 @@ import { join as pjoin } from 'node:path';
 import { ObjectError, isAbsent, isSystemRefusal, withPath } from '../errors.js';
 import { EMPTY_TREE, type Mode, type TreeEntry, type TreeSink } from '../core/tree.js';
 
+import { commonDir } from './layout.js';
 import { blobHasher, hashObject, type ObjectType } from '../core/hash.js';
 export { hashObject, type ObjectType };
 export interface GitObject { type: ObjectType; data: Buffer }
@@ -362,7 +363,7 @@ export class ObjectStore implements TreeSink {
   private readonly memTrees = new Map<string, readonly TreeEntry[]>();
 
   constructor(readonly gitdir: string) {
-    this.objectsDir = pjoin(gitdir, 'objects');
+    this.objectsDir = pjoin(commonDir(gitdir), 'objects');
   }
 
   private loadPacks(): Pack[] {

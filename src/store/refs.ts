@@ -5,6 +5,7 @@
 import * as fs from '../sys/fs.js';
 import { dirname, join } from 'node:path';
 import { GlayerError, isAbsent, withPath } from '../errors.js';
+import { commonDir } from './layout.js';
 import { syncDir } from './objects.js';
 
 export class RefError extends GlayerError {
@@ -12,6 +13,10 @@ export class RefError extends GlayerError {
     super('E_REF', `${ref}: ${message}`, { ref });
   }
 }
+
+
+/** Where `ref` lives: HEAD (and its log) in the workspace's own git dir, every other ref in the shared one. */
+const dirOf = (gitdir: string, ref: string): string => (ref === 'HEAD' ? gitdir : commonDir(gitdir));
 
 const SAFE_REF = /^refs\/(heads|tags|remotes|glayer)\/[A-Za-z0-9._\/-]+$/;
 
@@ -33,11 +38,13 @@ export function writeSymbolicHead(gitdir: string, ref: string): void {
 }
 
 /** The oid a ref names, or null when it does not exist. */
+export { commonDir };
+
 export function readRef(gitdir: string, ref: string, depth = 0): string | null {
   // Like git (SYMREF_MAXDEPTH): a chain of symbolic refs this long is a loop.
   if (depth > 5) throw new RefError(ref, 'symbolic ref loop (or chain too long)');
   let text: string | null = null;
-  try { text = fs.readFileSync(join(gitdir, ref), 'utf8'); } catch (e) {
+  try { text = fs.readFileSync(join(dirOf(gitdir, ref), ref), 'utf8'); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'EISDIR') throw e;
   }
@@ -51,6 +58,7 @@ export function readRef(gitdir: string, ref: string, depth = 0): string | null {
 }
 
 export function packedRefs(gitdir: string): Map<string, string> {
+  gitdir = commonDir(gitdir);
   const out = new Map<string, string>();
   let text = '';
   try { text = fs.readFileSync(join(gitdir, 'packed-refs'), 'utf8'); } catch (e) { if (isAbsent(e)) return out; throw e; }
@@ -64,6 +72,7 @@ export function packedRefs(gitdir: string): Map<string, string> {
 
 /** All refs under `prefix` (e.g. 'refs/heads/'), loose and packed. */
 export function listRefs(gitdir: string, prefix: string): Map<string, string> {
+  gitdir = commonDir(gitdir);
   const out = new Map<string, string>();
   for (const [k, v] of packedRefs(gitdir)) if (k.startsWith(prefix)) out.set(k, v);
   const walk = (rel: string): void => {
@@ -88,6 +97,7 @@ export function listRefs(gitdir: string, prefix: string): Map<string, string> {
  */
 export function updateRef(gitdir: string, ref: string, oid: string, expected: string | null): void {
   checkRefName(ref);
+  gitdir = commonDir(gitdir);
   const path = join(gitdir, ref);
   fs.mkdirSync(dirname(path), { recursive: true });
   const lock = path + '.lock';
@@ -145,6 +155,7 @@ function writeLocked(path: string, text: string, name: string): void {
  */
 export function deleteRef(gitdir: string, ref: string, expected: string): void {
   checkRefName(ref);
+  gitdir = commonDir(gitdir);
   const path = join(gitdir, ref);
   const lock = path + '.lock';
   let fd: number;
@@ -183,7 +194,7 @@ const ZERO = '0'.repeat(40);
 /** Append one line to `ref`'s reflog (`logs/<ref>`), in git's format. `old` null: the ref was created. */
 export function appendReflog(gitdir: string, ref: string, old: string | null, oid: string, who: { name: string; email: string; timestamp: number; tz: string }, message: string): void {
   checkRefName(ref);
-  const file = join(gitdir, 'logs', ref);
+  const file = join(dirOf(gitdir, ref), 'logs', ref);
   fs.mkdirSync(dirname(file), { recursive: true });
   const line = `${old ?? ZERO} ${oid} ${who.name} <${who.email}> ${who.timestamp} ${who.tz}\t${message.replace(/\n/g, ' ')}\n`;
   fs.appendFileSync(file, line);
@@ -192,7 +203,7 @@ export function appendReflog(gitdir: string, ref: string, old: string | null, oi
 /** `ref`'s reflog, oldest first (empty when it has none). */
 export function readReflog(gitdir: string, ref: string): ReflogEntry[] {
   let text = '';
-  try { text = fs.readFileSync(join(gitdir, 'logs', ref), 'utf8'); } catch { return []; }
+  try { text = fs.readFileSync(join(dirOf(gitdir, ref), 'logs', ref), 'utf8'); } catch { return []; }
   const out: ReflogEntry[] = [];
   for (const line of text.split('\n')) {
     const m = /^([0-9a-f]{40}) ([0-9a-f]{40}) (.*?) (\d+) [+-]\d{4}\t?(.*)$/.exec(line);
@@ -203,6 +214,7 @@ export function readReflog(gitdir: string, ref: string): ReflogEntry[] {
 
 /** Every oid any reflog of the store names (both sides of each entry), for reachability. */
 export function reflogOids(gitdir: string): Set<string> {
+  gitdir = commonDir(gitdir);
   const out = new Set<string>();
   const walk = (rel: string): void => {
     let names: fs.Dirent[];

@@ -22,7 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { GlayerError, ObjectError, isAbsent } from '../errors.js';
 import { LARGE_BLOB, ObjectStore, parseTree, type ObjectWriter } from './objects.js';
 import { parseCommit } from './commits.js';
-import { listRefs, readRef, updateRef } from './refs.js';
+import { commonDir, listRefs, readRef, updateRef } from './refs.js';
+import { storeDirOf } from './layout.js';
 
 // ---- errors -----------------------------------------------------------------------------------------------
 
@@ -98,9 +99,9 @@ export function looksLikeUrl(text: string): boolean {
 /** The git directory of a local repository: a glayer workspace, a repository with `.git`, or a bare one. */
 export function localGitdir(path: string, url = path): string {
   const isGitdir = (d: string): boolean => {
-    try { return fs.statSync(join(d, 'HEAD')).isFile() && fs.statSync(join(d, 'objects')).isDirectory(); } catch (e) { if (isAbsent(e)) return false; throw e; }
+    try { return fs.statSync(join(d, 'HEAD')).isFile() && fs.statSync(join(commonDir(d), 'objects')).isDirectory(); } catch (e) { if (isAbsent(e)) return false; throw e; }
   };
-  for (const d of [join(path, '.glayer'), join(path, '.git'), path]) if (isGitdir(d)) return d;
+  for (const d of [storeDirOf(join(path, '.glayer')), join(path, '.git'), path]) if (isGitdir(d)) return d;
   throw new RemoteError(url, fs.existsSync(path) ? 'not a git repository or glayer workspace' : 'no such repository (for a new one: git init --bare PATH)');
 }
 
@@ -135,23 +136,27 @@ export async function trustExtraCertificates(): Promise<void> {
 export interface RemoteConfig { name: string; url: string }
 
 export async function listRemoteConfigs(gitdir: string): Promise<RemoteConfig[]> {
+  gitdir = commonDir(gitdir);
   const { git } = await iso();
   const list = await git.listRemotes({ fs, gitdir });
   return list.map((r) => ({ name: r.remote, url: r.url })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 export async function addRemoteConfig(gitdir: string, name: string, url: string): Promise<void> {
+  gitdir = commonDir(gitdir);
   const { git } = await iso();
   await git.addRemote({ fs, gitdir, remote: name, url });
 }
 
 export async function removeRemoteConfig(gitdir: string, name: string): Promise<void> {
+  gitdir = commonDir(gitdir);
   const { git } = await iso();
   await git.deleteRemote({ fs, gitdir, remote: name });
 }
 
 /** The upstream of a local stack (branch.NAME.remote / branch.NAME.merge), or null. */
 export async function readUpstream(gitdir: string, stack: string): Promise<{ remote: string; merge: string } | null> {
+  gitdir = commonDir(gitdir);
   const { git } = await iso();
   const remote = await git.getConfig({ fs, gitdir, path: `branch.${stack}.remote` }) as string | undefined;
   const merge = await git.getConfig({ fs, gitdir, path: `branch.${stack}.merge` }) as string | undefined;
@@ -159,6 +164,7 @@ export async function readUpstream(gitdir: string, stack: string): Promise<{ rem
 }
 
 export async function writeUpstream(gitdir: string, stack: string, remote: string, merge: string): Promise<void> {
+  gitdir = commonDir(gitdir);
   const { git } = await iso();
   await git.setConfig({ fs, gitdir, path: `branch.${stack}.remote`, value: remote });
   await git.setConfig({ fs, gitdir, path: `branch.${stack}.merge`, value: merge });
@@ -396,6 +402,7 @@ export interface FetchedObjects {
  * lists), so `discard()` can take them all back and leave the store as it was.
  */
 export async function fetchObjects(gitdir: string, t: Transport, wanted: string[], opts: TransferOptions = {}): Promise<FetchedObjects> {
+  gitdir = commonDir(gitdir);
   const packDir = join(gitdir, 'objects', 'pack');
   const listPacks = (): Set<string> => { try { return new Set(fs.readdirSync(packDir)); } catch (e) { if (isAbsent(e)) return new Set(); throw e; } };
   const before = listPacks();
@@ -550,6 +557,7 @@ export interface PushRequest {
 
 /** Update one ref of the remote to `oid`, sending the objects it lacks. */
 export async function pushRef(gitdir: string, t: Transport, req: PushRequest, opts: TransferOptions = {}): Promise<void> {
+  gitdir = commonDir(gitdir);
   await pushRefs(gitdir, t, [{ ...req, optional: false }], opts);
 }
 
@@ -559,6 +567,7 @@ export async function pushRef(gitdir: string, t: Transport, req: PushRequest, op
  * refused; a required request that is refused throws.
  */
 export async function pushRefs(gitdir: string, t: Transport, reqs: PushRequest[], opts: TransferOptions = {}): Promise<Map<string, string | null>> {
+  gitdir = commonDir(gitdir);
   if (reqs.length === 0) return new Map();
   if (t.kind === 'local') return localPush(gitdir, t, reqs);
   if (t.kind === 'git') return gitPush(gitdir, t.url, reqs);

@@ -12,7 +12,7 @@ import { EMPTY_TREE } from '../core/tree.js';
 import { applyManifest, formatManifest, manifestEntry, parseLayerManifest, parseManifest, type Manifest } from '../core/meta.js';
 import { ObjectStore, type ObjectWriter } from './objects.js';
 import { formatCommit, parseCommit, signatureFromEnv, type Commit, type Signature } from './commits.js';
-import { appendReflog, readRef, readSymbolicHead, updateRef } from './refs.js';
+import { appendReflog, commonDir, readRef, readSymbolicHead, updateRef } from './refs.js';
 
 export { type Commit, type Signature } from './commits.js';
 
@@ -34,7 +34,11 @@ export class Store {
   /** Trees already validated and free of markers (see union.ts). */
   readonly clean = new Set<string>();
 
+  /** The git dir of the shared part (objects, refs, config, caches): `gitdir` itself unless a linked workspace's. */
+  readonly commonDir: string;
+
   constructor(readonly gitdir: string) {
+    this.commonDir = commonDir(gitdir);
     this.objects = new ObjectStore(gitdir);
   }
 
@@ -93,7 +97,7 @@ export class Store {
     if (this.unions) return this.unions;
     const m = new Map<string, string>();
     let text = '';
-    try { text = fs.readFileSync(join(this.gitdir, 'glayer', 'unions'), 'latin1'); } catch { /* none yet */ }
+    try { text = fs.readFileSync(join(this.commonDir, 'glayer', 'unions'), 'latin1'); } catch { /* none yet */ }
     for (const line of text.split('\n')) {
       const [c, t] = line.split(' ');
       if (c && t && /^[0-9a-f]{40}$/.test(c) && /^[0-9a-f]{40}$/.test(t)) m.set(c, t);
@@ -148,7 +152,7 @@ export class Store {
   /** Record that the union at `commit` is `tree` (whose objects must already be stored). */
   rememberUnion(commit: string, tree: string): void {
     this.loadUnions().set(commit, tree);
-    const dir = join(this.gitdir, 'glayer');
+    const dir = join(this.commonDir, 'glayer');
     fs.mkdirSync(dir, { recursive: true });
     fs.appendFileSync(join(dir, 'unions'), `${commit} ${tree}\n`);
   }
@@ -163,7 +167,7 @@ export class Store {
     if (this.unionMetas) return this.unionMetas;
     const m = new Map<string, string>();
     let text = '';
-    try { text = fs.readFileSync(join(this.gitdir, 'glayer', 'union-meta'), 'latin1'); } catch { /* none yet */ }
+    try { text = fs.readFileSync(join(this.commonDir, 'glayer', 'union-meta'), 'latin1'); } catch { /* none yet */ }
     for (const line of text.split('\n')) {
       const [c, t] = line.split(' ');
       if (c && t && /^[0-9a-f]{40}$/.test(c) && (t === '-' || /^[0-9a-f]{40}$/.test(t))) m.set(c, t);
@@ -238,7 +242,7 @@ export class Store {
     }
     this.loadUnionMetas().set(commit, t);
     this.manifests.set(commit, m);
-    const dir = join(this.gitdir, 'glayer');
+    const dir = join(this.commonDir, 'glayer');
     fs.mkdirSync(dir, { recursive: true });
     fs.appendFileSync(join(dir, 'union-meta'), `${commit} ${t}\n`);
   }
@@ -263,7 +267,7 @@ export class Store {
 
   private userFromConfig(): { name: string; email: string } {
     const fallback = { name: 'glayer', email: 'glayer@localhost' };
-    for (const file of [join(this.gitdir, 'config'), join(process.env.HOME ?? '/nonexistent', '.gitconfig')]) {
+    for (const file of [join(this.commonDir, 'config'), join(process.env.HOME ?? '/nonexistent', '.gitconfig')]) {
       let text = '';
       try { text = fs.readFileSync(file, 'utf8'); } catch { continue; }
       const sec = /\[user\]([^[]*)/.exec(text);

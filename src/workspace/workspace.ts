@@ -6,9 +6,10 @@
  */
 import * as fs from '../sys/fs.js';
 import { dirname, join, resolve } from 'node:path';
-import { GlayerError, LockedError, NotAWorkspaceError, SystemError, isAbsent, isSystemRefusal } from '../errors.js';
+import { GlayerError, LockedError, NotAWorkspaceError, SystemError, WorkspaceExistsError, isAbsent, isSystemRefusal } from '../errors.js';
 import { onAbort } from '../sys/abort.js';
 import { Store } from '../store/store.js';
+import { commonDir, storeDirOf } from '../store/layout.js';
 
 export const STORE_DIR = '.glayer';
 export const UPPER_DIR = 'upper';
@@ -42,7 +43,7 @@ export class Workspace {
   private dropAbort: (() => void) | null = null;
 
   constructor(readonly root: string) {
-    this.gitdir = join(root, STORE_DIR);
+    this.gitdir = storeDirOf(join(root, STORE_DIR));
     this.upper = join(root, UPPER_DIR);
     this.store = new Store(this.gitdir);
   }
@@ -51,14 +52,17 @@ export class Workspace {
   static find(dir: string): Workspace {
     let d = resolve(dir);
     for (;;) {
-      if (isStore(join(d, STORE_DIR))) return new Workspace(d);
+      if (isStore(storeDirOf(join(d, STORE_DIR)))) return new Workspace(d);
       const up = dirname(d);
       if (up === d) throw new NotAWorkspaceError(resolve(dir));
       d = up;
     }
   }
 
+  /** glayer's state of this workspace: view, stat caches, lock, live mounts (private to a linked workspace). */
   get stateDir(): string { return join(this.gitdir, 'glayer'); }
+  /** glayer's state shared by every workspace of the store: the layer cache. */
+  get sharedDir(): string { return join(this.store.commonDir, 'glayer'); }
   get defaultView(): string { return join(this.root, VIEW_DIR); }
 
   readState(): State {
@@ -152,6 +156,11 @@ export class Workspace {
     try { fs.rmSync(join(this.stateDir, 'lock'), { force: true }); } catch { /* taken over as stale */ }
   }
 
+  /** Whether the writable layer holds anything (uncommitted changes, as the last reconcile left them). */
+  hasChanges(): boolean {
+    try { return fs.readdirSync(this.upper).length > 0; } catch (e) { if (isAbsent(e)) return false; throw e; }
+  }
+
   close(): void {
     this.unlock();
     this.store.close();
@@ -160,7 +169,7 @@ export class Workspace {
 
 function isStore(dir: string): boolean {
   try {
-    return fs.statSync(join(dir, 'HEAD')).isFile() && fs.statSync(join(dir, 'objects')).isDirectory();
+    return fs.statSync(join(dir, 'HEAD')).isFile() && fs.statSync(join(commonDir(dir), 'objects')).isDirectory();
   } catch (e) {
     if (isAbsent(e) || (e as NodeJS.ErrnoException).code === 'EACCES') return false;
     throw e;
@@ -216,3 +225,63 @@ export async function withWorkspace<T>(cwd: string, fn: (ws: Workspace) => Promi
 }
 
 export { GlayerError };
+
+// ---- linked workspaces (git's worktree layout) -----------------------------------------------------------------
+
+/** A workspace sharing a store: its root and private git dir (`<common>/worktrees/NAME`). */
+export interface LinkedWorkspace { name: string; root: string; gitdir: string }
+
+/** The linked workspaces of the store whose shared git dir is `common` (those whose root still points back). */
+export function linkedWorkspaces(common: string): LinkedWorkspace[] {
+  const dir = join(common, 'worktrees');
+  let names: string[] = [];
+  try { names = fs.readdirSync(dir).sort(); } catch (e) { if (!isAbsent(e)) throw e; }
+  const out: LinkedWorkspace[] = [];
+  for (const name of names) {
+    const gitdir = join(dir, name);
+    let dot: string;
+    try { dot = fs.readFileSync(join(gitdir, 'gitdir'), 'utf8').trim(); } catch { continue; }
+    out.push({ name, root: dirname(dot), gitdir });
+  }
+  return out;
+}
+
+/**
+ * Make a linked workspace at `root` (absent or an empty directory) on the stack `ref`: a private git dir in
+ * `<common>/worktrees/NAME` (HEAD, `commondir`, `gitdir`, as git writes them, so `git worktree list` knows it),
+ * then `root/.glayer` naming it and an empty `upper/`. The private dir is complete before `.glayer` appears, so a
+ * kill leaves either no workspace at `root` or a whole one (and at most an unreferenced private dir, which
+ * `removeLinkedWorkspace`'s prune of entries whose root is gone removes).
+ */
+export function addLinkedWorkspace(common: string, root: string, ref: string): LinkedWorkspace {
+  if (fs.existsSync(root) && (!fs.statSync(root).isDirectory() || fs.readdirSync(root).length)) throw new WorkspaceExistsError(root);
+  const base = (root.split('/').pop() || 'ws').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\./, '_');
+  fs.mkdirSync(join(common, 'worktrees'), { recursive: true });
+  let name = base;
+  for (let n = 1; fs.existsSync(join(common, 'worktrees', name)); n++) name = `${base}${n}`;
+  const gitdir = join(common, 'worktrees', name);
+  const tmp = join(common, 'worktrees', `.${name}.tmp-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(join(tmp, 'glayer'), { recursive: true });
+  fs.writeFileSync(join(tmp, 'HEAD'), `ref: ${ref}\n`);
+  fs.writeFileSync(join(tmp, 'commondir'), '../..\n');
+  fs.writeFileSync(join(tmp, 'gitdir'), `${join(root, STORE_DIR)}\n`);
+  fs.renameSync(tmp, gitdir);
+  fs.mkdirSync(join(root, UPPER_DIR), { recursive: true });
+  fs.writeFileSync(join(root, `${STORE_DIR}.tmp-${process.pid}`), `gitdir: ${gitdir}\n`);
+  fs.renameSync(join(root, `${STORE_DIR}.tmp-${process.pid}`), join(root, STORE_DIR));
+  return { name, root, gitdir };
+}
+
+/** Every workspace of the store whose shared git dir is `common`: its first one, then the linked ones. */
+export function storeWorkspaces(common: string): Array<{ root: string; gitdir: string }> {
+  return [{ root: dirname(common), gitdir: common }, ...linkedWorkspaces(common)];
+}
+
+/** Remove a linked workspace: its `.glayer` first (then it is no workspace), its writable layer, its private dir. */
+export function removeLinkedWorkspace(w: LinkedWorkspace): void {
+  fs.rmSync(join(w.root, STORE_DIR), { force: true });
+  fs.rmSync(join(w.root, UPPER_DIR), { recursive: true, force: true });
+  fs.rmSync(w.gitdir, { recursive: true, force: true });
+  try { fs.rmdirSync(w.root); } catch { /* not empty: the user's */ }
+}

@@ -303,7 +303,7 @@ t('mounted as root, the view of an imported image equals umoci unpack of it (whe
   for (const backend of liveBackends()) {
     try {
       await glayerOk(ws, 'mount-view', '--live', '--backend', backend);
-      const live = [`glayer live view (${backend})`, 'umoci unpack'];
+      const live: [string, string] = [`glayer live view (${backend})`, 'umoci unpack'];
       sameTrees(describeTree(join(ws, 'view'), { xattrs: true }), describeTree(theirs, { xattrs: true }), live);
       sameTrees(files(describeTree(join(ws, 'view'), { mtime: true })), files(describeTree(theirs, { mtime: true })), live);
       assert.is((await glayerOk(ws, 'status')).stdout, '', `${backend}: status is clean`);
