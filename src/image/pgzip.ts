@@ -20,6 +20,8 @@ import * as zlib from 'node:zlib';
 /** Bytes of input per block (as pigz's default 128 KiB, larger: fewer messages, same ratio within 0.1%). */
 export const BLOCK = 1 << 20;
 const WINDOW = 32 * 1024;
+/** Room for one deflated block, whatever its bytes (deflate adds at most 5 bytes per 16 KiB stored). */
+const OUT_CHUNK = BLOCK + 64 * 1024;
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x04, 0x03]);
 
 /** One deflate thread per CPU, at most 4. */
@@ -32,7 +34,7 @@ export interface ParallelGzipOptions {
 }
 
 interface Job { seq: number; buf: ArrayBuffer; len: number; dict: Uint8Array | null; last: boolean; level: number }
-interface Answer { seq: number; out?: Uint8Array; buf?: ArrayBuffer; error?: string }
+interface Answer { seq: number; out?: ArrayBuffer; len?: number; buf?: ArrayBuffer; error?: string }
 
 function deflateBlock(data: Buffer, dict: Uint8Array | null, last: boolean, level: number): Buffer {
   return zlib.deflateRawSync(data, {
@@ -47,6 +49,7 @@ function deflateBlock(data: Buffer, dict: Uint8Array | null, last: boolean, leve
  * above. The input buffer goes back with the answer, for reuse.
  */
 const WORKER = `
+const OUT_CHUNK = ${OUT_CHUNK};
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 parentPort.on('message', (m) => {
@@ -55,10 +58,13 @@ parentPort.on('message', (m) => {
       level: m.level,
       ...(m.dict ? { dictionary: m.dict } : {}),
       finishFlush: m.last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+      chunkSize: OUT_CHUNK,
     });
-    const copy = new Uint8Array(out.length);
-    copy.set(out);
-    parentPort.postMessage({ seq: m.seq, out: copy, buf: m.buf }, [copy.buffer, m.buf]);
+    // One output chunk (it holds any deflated block): its memory goes to the main thread as it is, no copy and
+    // no garbage left here. Otherwise (never expected) a copy.
+    let ab = out.buffer;
+    if (out.byteOffset !== 0 || ab.byteLength < OUT_CHUNK) { ab = new ArrayBuffer(out.length); new Uint8Array(ab).set(out); }
+    parentPort.postMessage({ seq: m.seq, out: ab, len: out.length, buf: m.buf }, [ab, m.buf]);
   } catch (e) {
     parentPort.postMessage({ seq: m.seq, error: String(e && e.message || e) });
   }
@@ -198,8 +204,8 @@ export class ParallelGzip extends Transform {
     if (m.error !== undefined) { this.fail(new Error(`gzip thread failed (${m.error})`)); return; }
     const at = m.seq - this.sent[0].seq;
     if (at < 0 || at >= this.sent.length) return;
-    this.sent[at].out = Buffer.from(m.out!.buffer, m.out!.byteOffset, m.out!.byteLength);
-    if (m.buf && m.buf.byteLength === BLOCK && this.spares.length < 2) this.spares.push(m.buf);
+    this.sent[at].out = Buffer.from(m.out!, 0, m.len!);
+    if (m.buf && m.buf.byteLength === BLOCK && this.spares.length < this.inFlightMax) this.spares.push(m.buf);
     while (this.sent.length && this.sent[0].out) {
       this.pushHeader();
       this.push(this.sent.shift()!.out);
