@@ -3,7 +3,8 @@
  *
  * Reproducible by construction: entries in tree order (byte order of names, a directory before its
  * contents), headers with no user or group names, mtimes from the metadata or else the layer's commit date,
- * no wall-clock time anywhere, gzip from zlib with its fixed header (mtime 0), archives with mtime 0 and
+ * no wall-clock time anywhere, gzip from zlib on worker threads in fixed blocks (pgzip.ts: the same bytes
+ * whatever the number of threads) with a fixed header (mtime 0), archives with mtime 0 and
  * entries in a fixed order. The same stack exported twice gives the same bytes, so the same digests.
  *
  * Every file is written under a temporary name and renamed into place once complete; an archive appears
@@ -14,13 +15,13 @@ import * as fs from '../sys/fs.js';
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
 import type { MetaRecord } from '../core/meta.js';
 import { join as pjoin } from '../core/path.js';
 import type { TreeEntry, TreeSource } from '../core/tree.js';
 import { classifyName } from '../core/whiteout.js';
 import { ImageError, UsageError } from '../errors.js';
 import { MEDIA, type ImageConfig } from './layout.js';
+import { ParallelGzip } from './pgzip.js';
 import { TarWriter, type TarEntryOut, type TarType } from './tario.js';
 
 /** What write.ts needs of the object store. */
@@ -101,7 +102,7 @@ class HashTap extends Transform {
 export interface WrittenBlob { digest: string; diffId: string; size: number; file: string }
 
 /**
- * Write one layer blob to a temporary file in `dir`: gzip (level `level`) or plain. Returns its digests; the
+ * Write one layer blob to a temporary file in `dir`: gzip (level GZIP_LEVEL, on worker threads) or plain. Returns its digests; the
  * caller renames it into place.
  */
 export async function writeLayerBlob(dir: string, objects: BlobSource, layer: LayerContent, gzip: boolean, onFile?: () => void): Promise<WrittenBlob> {
@@ -109,7 +110,7 @@ export async function writeLayerBlob(dir: string, objects: BlobSource, layer: La
   const tw = new TarWriter();
   const diff = new HashTap();
   const dig = new HashTap();
-  const stages: NodeJS.ReadWriteStream[] = gzip ? [diff, zlib.createGzip({ level: GZIP_LEVEL }), dig] : [diff, dig];
+  const stages: NodeJS.ReadWriteStream[] = gzip ? [diff, new ParallelGzip({ level: GZIP_LEVEL }), dig] : [diff, dig];
   const done = pipeline([tw.readable, ...stages, fs.createWriteStream(tmp)] as NodeJS.ReadWriteStream[]);
   try {
     await writeLayerEntries(tw, objects, layer, onFile);
