@@ -921,13 +921,13 @@ async function main(): Promise<number> {
     });
     if (ifx) ws.wimg = (ifx as ImageFixture).stackWs;
     // Rows 15-21: live views (bench/live.ts).
-    if ([15, 16, 17, 18, 19, 21].some(want)) {
+    if ([15, 16, 17, 18, 19, 20, 21].some(want)) {
       liveRows({
         base, w: fx.w, m0: fx.m0, native: fx.native, template: fx.template, cfg: fx.cfg, seed: SEED, runs: opts.runs,
         check, checkManifest, alternate, ratioRow, copyWorkspace: (n) => copyWorkspace(fx, n), deepWorkspace: () => buildDeep(fx),
         attempt: (id, name, fn) => attempt(id, name, fn as () => Row),
       });
-      for (const n of ['wlive', 'wlive17', 'wlive21', 'wdeep']) ws[n] = join(base, n);
+      for (const n of ['wlive', 'wlive17', 'wlive20', 'wlive21', 'wdeep']) ws[n] = join(base, n);
     }
 
     // Every glayer store must pass git fsck --strict.

@@ -1,12 +1,13 @@
 /**
- * Bench rows 15-21: live views (`glayer mount-view --live`), each alternated with its anchor on the same data.
+ * Bench rows 15-21: live views (`glayer mount-view --live`), each alternated with its anchor on the same data
+ * (row 20 is a measure of disk, not of time).
  * Needs a backend (root for the kernel's overlayfs, else fuse-overlayfs); rows 15-20 use the default one, row 21
  * the kernel's. Every live view a sample makes is unmounted (untimed) before the next.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { applyEdits, makeEditSet, type EditSet, type Manifest, type Workload } from './workload.js';
-import { ENV, git, glayer, run, type Stats } from './proc.js';
+import { ENV, git, glayer, run, stats, type Stats } from './proc.js';
 import { chooseBackend } from '../src/mount/live.js';
 
 interface Timing { ms: number; cpu: number }
@@ -164,6 +165,36 @@ export function liveRows(b: LiveBench): void {
     return b.ratioRow(19, `live mount of a ${b.cfg.layers}-layer stack vs the one-layer stack, warm`, sides, 1.25, [`first live mount of the deep stack (cache cold): ${first.ms.toFixed(0)} ms`]);
   });
 
+  b.attempt(20, 'disk used by 10 live views of the stack', () => {
+    // One workspace with its live view, then nine linked workspaces (`glayer workspace add`) of the same store,
+    // each with its own live view: du of every workspace (-x: not into the mounts), the layer cache included.
+    const w20 = b.copyWorkspace('wlive20');
+    const linked: string[] = [];
+    try {
+      glayer(b.base, ['-C', w20, 'mount-view', '--live']);
+      b.checkManifest('row 20: the first live view equals the generated tree', b.m0, join(w20, 'view'));
+      const one = duKiB([w20]);
+      for (let k = 1; k < 10; k++) {
+        const ws = join(b.base, `wlive20-${k}`);
+        glayer(b.base, ['-C', w20, 'workspace', 'add', ws]);
+        linked.push(ws);
+        glayer(b.base, ['-C', ws, 'mount-view', '--live']);
+      }
+      b.checkManifest('row 20: the tenth live view equals the generated tree', b.m0, join(linked[8], 'view'));
+      const ten = duKiB([w20, ...linked]);
+      const mib = (k: number): Stats => stats([k / 1024]);
+      const ratio = ten / one;
+      return {
+        id: 20, operation: 'disk used by 10 live views of the stack (du of the workspaces, layer cache included)', unit: 'MiB',
+        glayer: { label: '10 live views (1 workspace + 9 linked)', stats: mib(ten) }, anchor: { label: 'one live view', stats: mib(one) },
+        extra: [], ratio, target: '<= 1.1x', met: ratio <= 1.1,
+        notes: [`per added view: ${((ten - one) / 9).toFixed(0)} KiB`],
+      };
+    } finally {
+      for (const ws of [...linked, w20]) glayer(b.base, ['-C', ws, 'umount'], { allowFail: true });
+    }
+  });
+
   b.attempt(21, 'reading every file through a kernel live view', () => {
     const copy = join(b.base, 'views', 'copy21');
     const live = join(b.base, 'views', 'live21');
@@ -181,5 +212,4 @@ export function liveRows(b: LiveBench): void {
       glayer(b.base, ['-C', w21, 'umount'], { allowFail: true });
     }
   });
-  void duKiB;
 }
