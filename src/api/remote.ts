@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { GlayerError, UsageError } from '../errors.js';
-import { listRefs } from '../store/refs.js';
+import { deleteRef, listRefs } from '../store/refs.js';
 import {
   addRemoteConfig, listRemoteConfigs, looksLikeUrl, readUpstream, removeRemoteConfig, safeUrl, transportFor,
   type Transport,
@@ -53,10 +53,10 @@ export async function remoteRemove(opts: RemoteRemoveOptions): Promise<RemoteInf
     const r = known.find((x) => x.name === opts.name);
     if (!r) throw new UnknownRemoteError(opts.name, known.map((x) => x.name));
     await removeRemoteConfig(ws.gitdir, opts.name);
-    const { rmSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    for (const ref of listRefs(ws.gitdir, `refs/remotes/${opts.name}/`).keys()) rmSync(join(ws.gitdir, ref), { force: true });
-    rmSync(join(ws.gitdir, 'refs', 'remotes', opts.name), { recursive: true, force: true });
+    // Its remote-tracking stacks and image configs, loose or packed, each under its lock (with its reflog).
+    for (const prefix of [`refs/remotes/${opts.name}/`, `refs/glayer/remote-config/${opts.name}/`]) {
+      for (const [ref, oid] of listRefs(ws.gitdir, prefix)) deleteRef(ws.gitdir, ref, oid);
+    }
     return { name: r.name, url: safeUrl(r.url) };
   });
 }

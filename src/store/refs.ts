@@ -157,6 +157,8 @@ export function deleteRef(gitdir: string, ref: string, expected: string): void {
   checkRefName(ref);
   gitdir = commonDir(gitdir);
   const path = join(gitdir, ref);
+  // A ref that is only packed (after `git pack-refs`) may have no directory left for its lock.
+  fs.mkdirSync(dirname(path), { recursive: true });
   const lock = path + '.lock';
   let fd: number;
   try { fd = fs.openSync(lock, 'wx'); } catch (e) {

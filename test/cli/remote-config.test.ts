@@ -106,6 +106,14 @@ for (const kind of ['http', 'local'] as const) {
       const gB = join(B, '.glayer');
       assert.is(rev(gB, CREF), rev(gA, CREF));
       assert.is(rev(gB, TRACK), rev(gA, CREF));
+      // remote remove forgets the remote's tracking stacks and configs, packed ones too (a third clone).
+      await glayerOk(base, 'clone', remote.url, 'C', '--branch', 'app');
+      const gC = join(base, 'C', '.glayer');
+      git(gC, ['pack-refs', '--all']);
+      assert.ok(hasRef(gC, TRACK) && hasRef(gC, 'refs/remotes/origin/app'));
+      await glayerOk(join(base, 'C'), 'remote', 'remove', 'origin');
+      assert.is(git(gC, ['for-each-ref', '--format=%(refname)', 'refs/remotes/', 'refs/glayer/remote-config/']), '');
+      fsck(gC);
       const out = tmpdir('glayer-cfg-out-');
       await glayerOk(A, 'export', `oci:${out}/a:t`, 'app');
       await glayerOk(B, 'export', `oci:${out}/b:t`, 'app');
