@@ -91,9 +91,14 @@ interface PlannedEntry { kind: 'k' | 'f' | 'u'; key: string; fill: (tmp: string)
 function planLowers(store: Store, head: string | null, form: 'k' | 'f', stats: Lowers): PlannedEntry[] {
   const objects = store.objects;
   const out: PlannedEntry[] = [];
-  const layers = store.layers(head);
-  let flatBelow = layers.length;
-  if (layers.length > DIRECT) flatBelow = layers.length - Math.floor((layers.length - 1) / CHUNK) * CHUNK;
+  // Deep stacks: only the layers mounted one by one and the first one of the flattened bottom are read (the
+  // depth is cached per layer). Whatever the depth says, the cut is at a layer of the stack and the flattened
+  // directory is the union below it, so the view is right; a shallow stack is read whole.
+  const cut = (n: number): number => (n > DIRECT ? n - Math.floor((n - 1) / CHUNK) * CHUNK : n);
+  const depth = store.depth(head);
+  let layers = depth > DIRECT ? store.layers(head, cut(depth) + 1) : store.layers(head);
+  const flatBelow = depth > DIRECT ? cut(depth) : cut(layers.length);
+  if (depth <= DIRECT && layers.length > DIRECT) layers = layers.slice(0, flatBelow + 1);
   // metaAt[k]: a manifest exists in layers[k] or below it (then the entry carries metadata). Below a flattened
   // bottom, the union's manifest there says it (cached per layer; a deep stack's root trees are not all read).
   const metaAt = new Array<boolean>(layers.length).fill(false);

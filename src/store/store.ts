@@ -26,6 +26,7 @@ export class Store {
   readonly objects: ObjectStore;
   private readonly commits = new Map<string, Commit>();
   private unions: Map<string, string> | null = null;
+  private depths: Map<string, number> | null = null;
   /** The union's metadata manifest per stack top: the blob holding it, or '-' for none (file `glayer/union-meta`). */
   private unionMetas: Map<string, string> | null = null;
   private readonly manifests = new Map<string, Manifest>();
@@ -83,6 +84,48 @@ export class Store {
       c = commit.parents[0] ?? null;
     }
     return out;
+  }
+
+  /**
+   * How many layers the stack whose top is `top` has (0: none), without reading them all when a layer at or below
+   * it was counted before: counts are cached per layer in `glayer/depths` (one "commit depth" line each, appended;
+   * a damaged line is ignored and counted again).
+   */
+  depth(top: string | null): number {
+    if (top === null) return 0;
+    const known = this.loadDepths();
+    const hit = known.get(top);
+    if (hit !== undefined) return hit;
+    let n = 0;
+    let base = 0;
+    const seen = new Set<string>();
+    for (let c: string | null = top; c; ) {
+      const d = known.get(c);
+      if (d !== undefined) { base = d; break; }
+      if (seen.has(c)) throw new ObjectError(c, 'corrupt (commit cycle)');
+      seen.add(c);
+      n++;
+      c = this.readCommit(c).parents[0] ?? null;
+    }
+    const depth = base + n;
+    known.set(top, depth);
+    if (!storeMode.readOnly) {
+      try { fs.appendFileSync(join(this.commonDir, 'glayer', 'depths'), `${top} ${depth}\n`); } catch (e) { if (!isSystemRefusal(e)) throw e; }
+    }
+    return depth;
+  }
+
+  private loadDepths(): Map<string, number> {
+    if (this.depths) return this.depths;
+    const m = new Map<string, number>();
+    let text = '';
+    try { text = fs.readFileSync(join(this.commonDir, 'glayer', 'depths'), 'latin1'); } catch { /* none yet */ }
+    for (const line of text.split('\n')) {
+      const [c, d] = line.split(' ');
+      if (c && d && /^[0-9a-f]{40}$/.test(c) && /^[1-9][0-9]{0,8}$/.test(d)) m.set(c, Number(d));
+    }
+    this.depths = m;
+    return m;
   }
 
   /** Resolve a layer name: a full id or unique prefix of a layer in the stack from `top`. */

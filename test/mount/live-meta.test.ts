@@ -39,15 +39,25 @@ const EDITS = `
 `;
 const MTIMES = { mtimes: ['etc/hostname'] };
 
+/** A workspace on the etc template (with a copied view when `copied`), unmounted and cleaned up after `fn`. */
+async function withEtc(copied: boolean, fn: (ws: string, base: string) => Promise<void>): Promise<void> {
+  const base = tmpdir('glayer-live-meta-');
+  const ws = join(base, 'ws');
+  try {
+    await glayerOk(base, 'init', 'ws', '--template', 'etc');
+    if (copied) await glayerOk(ws, 'mount-view');
+    await fn(ws, base);
+  } finally {
+    await glayer(ws, 'umount');
+    cleanup(base);
+  }
+}
+
 if (BACKENDS.length === 0) test('live views with metadata', () => { console.log('SKIPPED live views with metadata: needs root and a backend'); });
 
 for (const backend of BACKENDS) {
   test(`${backend}: a live view shows the layers' metadata as a copied view does (held, metadata-only, linked to a lower layer)`, async () => {
-    const base = tmpdir('glayer-live-meta-');
-    const ws = join(base, 'ws');
-    try {
-      await glayerOk(base, 'init', 'ws', '--template', 'etc');
-      await glayerOk(ws, 'mount-view');
+    await withEtc(true, async (ws) => {
       const view = join(ws, 'view');
       sh(view, EDITS);
       await glayerOk(ws, 'commit', '-m', 'metadata');
@@ -64,16 +74,11 @@ for (const backend of BACKENDS) {
       fs.rmSync(join(ws, '.glayer', 'glayer', 'cache'), { recursive: true, force: true });
       await glayerOk(ws, 'mount-view', '--live', '--backend', backend);
       assert.equal(metaSnapshot(view, MTIMES), copied);
-    } finally {
-      await glayer(ws, 'umount');
-      cleanup(base);
-    }
+    });
   });
   test(`${backend}: chmod, chown, touch -m, ln and setfattr in a live view: the status and the layer's manifest of a copied view`, async () => {
-    const base = tmpdir('glayer-live-meta-');
-    const ws = join(base, 'ws');
-    const copyWs = join(base, 'copy');
-    try {
+    await withEtc(false, async (ws, base) => {
+      const copyWs = join(base, 'copy');
       // The oracle: the same edits in a copied view.
       await glayerOk(base, 'init', 'copy', '--template', 'etc');
       await glayerOk(copyWs, 'mount-view');
@@ -82,7 +87,6 @@ for (const backend of BACKENDS) {
       await glayerOk(copyWs, 'commit', '-m', 'metadata');
       const copyMeta = git(join(copyWs, '.glayer'), ['show', `HEAD:${META}`]);
 
-      await glayerOk(base, 'init', 'ws', '--template', 'etc');
       await glayerOk(ws, 'mount-view', '--live', '--backend', backend);
       const view = join(ws, 'view');
       sh(view, EDITS);
@@ -102,17 +106,10 @@ for (const backend of BACKENDS) {
       await glayerOk(copyWs, 'commit', '-m', 'back');
       assert.is(git(join(ws, '.glayer'), ['show', `HEAD:${META}`]), git(join(copyWs, '.glayer'), ['show', `HEAD:${META}`]));
       fsck(join(ws, '.glayer'));
-    } finally {
-      await glayer(ws, 'umount');
-      cleanup(base);
-    }
+    });
   });
   test(`${backend}: uncommitted metadata edits survive copied view -> live -> copied`, async () => {
-    const base = tmpdir('glayer-live-meta-');
-    const ws = join(base, 'ws');
-    try {
-      await glayerOk(base, 'init', 'ws', '--template', 'etc');
-      await glayerOk(ws, 'mount-view');
+    await withEtc(true, async (ws) => {
       const view = join(ws, 'view');
       sh(view, EDITS + '\n  echo new > etc/new.conf && chmod 600 etc/new.conf && chown 7:7 etc/new.conf\n  mkdir -p srv/x && chmod 700 srv/x');
       const status = (await glayerOk(ws, 'status', '--json')).stdout;
@@ -124,10 +121,7 @@ for (const backend of BACKENDS) {
       await glayerOk(ws, 'mount-view');
       assert.equal(metaSnapshot(view, MTIMES), copied, 'copied again');
       assert.is((await glayerOk(ws, 'status', '--json')).stdout, status, 'copied status');
-    } finally {
-      await glayer(ws, 'umount');
-      cleanup(base);
-    }
+    });
   });
 }
 
