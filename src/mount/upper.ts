@@ -195,8 +195,9 @@ export function observeLiveUpper(
           if (l) { shownNs = l.mtimeNs; break; }
         }
       }
-      // lutimes takes microseconds here: within 1 µs is the time the lower directory shows.
-      const moved = shownNs !== null && (ns > shownNs ? ns - shownNs : shownNs - ns) > 1000n;
+      // Times are set through libuv, which takes seconds as a double and truncates them to the microsecond: within
+      // 2 µs is the time the lower directory shows (flaked at 1 µs).
+      const moved = shownNs !== null && (ns > shownNs ? ns - shownNs : shownNs - ns) > 2000n;
       r.mtime = moved ? seen : rec.mtime;
     }
     if (entry.mode !== '120000') attrs.push(path);
@@ -294,7 +295,7 @@ export async function realizeUpperManifest(upper: string, store: Store, head: st
     for (const d of lowerDirs) {
       const l = fs.lstatSync(fsPath(d, p), { bigint: true, throwIfNoEntry: false });
       if (!l) continue;
-      // Seconds as a double: within a microsecond, which is what observeLiveUpper allows.
+      // Seconds as a double, truncated to the microsecond by libuv: within what observeLiveUpper allows.
       if (!l.isSymbolicLink()) fs.lutimesSync(fsPath(upper, p), Number(l.atimeNs) / 1e9, Number(l.mtimeNs) / 1e9);
       break;
     }
