@@ -97,8 +97,9 @@ function planLowers(store: Store, head: string | null, form: 'k' | 'f', stats: L
   const cut = (n: number): number => (n > DIRECT ? n - Math.floor((n - 1) / CHUNK) * CHUNK : n);
   const depth = store.depth(head);
   let layers = depth > DIRECT ? store.layers(head, cut(depth) + 1) : store.layers(head);
-  const flatBelow = depth > DIRECT ? cut(depth) : cut(layers.length);
+  let flatBelow = depth > DIRECT ? cut(depth) : cut(layers.length);
   if (depth <= DIRECT && layers.length > DIRECT) layers = layers.slice(0, flatBelow + 1);
+  if (form === 'f' && layers.length > 1) flatBelow = fuseSafeCut(store, layers, flatBelow);
   // metaAt[k]: a manifest exists in layers[k] or below it (then the entry carries metadata). Below a flattened
   // bottom, the union's manifest there says it (cached per layer; a deep stack's root trees are not all read).
   const metaAt = new Array<boolean>(layers.length).fill(false);
@@ -127,6 +128,28 @@ function planLowers(store: Store, head: string | null, form: 'k' | 'f', stats: L
     if (lookup(objects, layer.tree, OPAQUE_MARKER) !== null) break;
   }
   return out;
+}
+
+/**
+ * fuse-overlayfs (1.10 here) fails the listing of a directory (ENOMEM) when a layer holds a directory with a
+ * subdirectory at a path where a layer below it holds a symlink that loops; the kernel's overlayfs shows the
+ * union. To stay clear of it, a stack where a layer holds a directory at a path that is a symlink below it is
+ * mounted with that layer and everything below it as one flattened directory (the union there, which has the
+ * directory and no symlink). Returns where to flatten: `flatBelow`, or the topmost such layer.
+ */
+function fuseSafeCut(store: Store, layers: readonly { tree: string; oid: string }[], flatBelow: number): number {
+  const objects = store.objects;
+  const links = new Set<string>();
+  const collect = (tree: string): void => { for (const { path, entry } of walkTree(objects, tree)) if (entry.mode === '120000') links.add(path); };
+  if (flatBelow < layers.length) { const t = store.unionTree(layers[flatBelow].oid); if (t) collect(t); }
+  let at = flatBelow;
+  for (let k = Math.min(flatBelow, layers.length) - 1; k >= 0; k--) {
+    if (links.size) {
+      for (const { path, entry } of walkTree(objects, layers[k].tree)) if (entry.mode === '40000' && links.has(path)) { at = k; break; }
+    }
+    collect(layers[k].tree);
+  }
+  return at;
 }
 
 /**
