@@ -73,7 +73,7 @@ export async function finishLive(ws: Workspace, plan: LivePlan): Promise<void> {
   if (state.live && state.view && state.live.head !== plan.head) {
     const i = plan.warnings.findIndex((w) => w.includes('shows an older stack top'));
     if (i >= 0) plan.warnings.splice(i, 1);
-    await remount(ws, state, state.view, state.live.backend, plan.head, plan.warnings, false);
+    await remount(ws, state, state.view, state.live.backend, plan.head, plan.warnings, false, plan.upperMeta);
   }
 }
 
@@ -122,9 +122,10 @@ export async function commitLive(ws: Workspace, plan: LivePlan, message: string,
  * Remount the live view at `target` on `head`. `fresh`: the upper directory's content is committed; the old
  * mount is detached at once (processes keep their open files) and the view comes back with an empty upper.
  */
-async function remount(ws: Workspace, state: State, target: string, backend: BackendName, head: string | null, warnings: string[], fresh: boolean): Promise<void> {
+async function remount(ws: Workspace, state: State, target: string, backend: BackendName, head: string | null, warnings: string[], fresh: boolean, meta: Buffer | null = null): Promise<void> {
   unmountLive(ws, target, state.live, warnings, fresh);
-  if (fresh) emptyUpper(ws);
+  // A kept upper directory's records go through a manifest, which the mount gives back to its entries.
+  if (fresh) emptyUpper(ws); else writeUpperManifest(ws.upper, meta);
   const after: State = { ...state, live: null };
   await mountLive(ws, after, target, chooseBackend(backend), head);
 }
@@ -154,8 +155,11 @@ export async function mountViewLive(ws: Workspace, state: State, target: string,
   const backend = chooseBackend(opts.backend);
   let replacedCopy = false;
   if (state.live && state.view) {
-    // Remount (the stack or the upper may have changed), possibly somewhere else.
+    // Remount (the stack or the upper may have changed), possibly somewhere else; the upper's records go through
+    // a manifest, which the mount gives back to its entries.
+    const meta = planLive(ws, state).upperMeta;
     unmountLive(ws, state.view, state.live, warnings);
+    writeUpperManifest(ws.upper, meta);
     state = { ...state, live: null, view: null };
     ws.writeState(state);
   } else if (state.view) {

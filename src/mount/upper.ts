@@ -12,6 +12,7 @@
 import * as fs from '../sys/fs.js';
 import { editTree } from '../core/edit.js';
 import type { Change } from '../core/changes.js';
+import { hashObject } from '../core/hash.js';
 import { META_NAME, defaultMode, formatMtime, mtimeSeconds, normalizeRecord, parseLayerManifest, type Manifest, type MetaRecord } from '../core/meta.js';
 import { basename, dirname, join } from '../core/path.js';
 import { EMPTY_TREE, lookup, walkTree, type Mode, type TreeEntry, type TreeSink, type TreeSource } from '../core/tree.js';
@@ -185,20 +186,27 @@ export function observeLiveUpper(
     if (asRoot) { r.uid = Number(st.uid); r.gid = Number(st.gid); } else { r.uid = rec.uid; r.gid = rec.gid; }
     if (dir) r.mtime = rec.mtime;
     else if (same && below!.oid === entry.oid) {
+      // The entry the mount shows below it (its lower directories, top first): an mtime counts only on the content
+      // the view showed (a copy-up), not on a file written before the stack moved under it (a commit killed
+      // before its remount leaves the upper holding what the new top holds).
+      let lower: fs.BigIntStats | undefined;
+      let sameAsShown = lowerDirs.length === 0;
+      for (const d of lowerDirs) {
+        lower = fs.lstatSync(fsPath(d, path), { bigint: true, throwIfNoEntry: false });
+        if (!lower) continue;
+        if (entry.mode === '120000') sameAsShown = lower.isSymbolicLink();
+        else sameAsShown = lower.isFile() && lower.size === st.size && hashObject('blob', fs.readFileSync(fsPath(d, path))) === entry.oid;
+        break;
+      }
       const ns = st.mtimeNs;
       const seen = formatMtime(Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n));
       let shownNs: bigint | null = null;
       if (rec.mtime !== undefined) shownNs = BigInt(Math.round(mtimeSeconds(rec.mtime) * 1e6)) * 1000n;
-      else {
-        for (const d of lowerDirs) {
-          const l = fs.lstatSync(fsPath(d, path), { bigint: true, throwIfNoEntry: false });
-          if (l) { shownNs = l.mtimeNs; break; }
-        }
-      }
+      else if (lower) shownNs = lower.mtimeNs;
       // Times are set through libuv, which takes seconds as a double and truncates them to the microsecond: within
       // 2 µs is the time the lower directory shows (flaked at 1 µs).
       const moved = shownNs !== null && (ns > shownNs ? ns - shownNs : shownNs - ns) > 2000n;
-      r.mtime = moved ? seen : rec.mtime;
+      r.mtime = !sameAsShown ? undefined : moved ? seen : rec.mtime;
     }
     if (entry.mode !== '120000') attrs.push(path);
     if (!dir && st.nlink > 1n) { const g = groups.get(st.ino); if (g) g.push(path); else groups.set(st.ino, [path]); }
@@ -249,7 +257,10 @@ export function observeLiveUpper(
 export async function realizeUpperManifest(upper: string, store: Store, head: string | null, blobs: BlobSource, lowerDirs: readonly string[]): Promise<void> {
   const file = fsPath(upper, META_NAME);
   let data: Buffer;
-  try { data = fs.readFileSync(file); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; throw e; }
+  try { data = fs.readFileSync(file); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') { alignTimes(upper, lowerDirs, new Map()); return; }
+    throw e;
+  }
   const own = parseLayerManifest(data, 'writable layer');
   const objects = store.objects;
   const lowerTree = store.unionTree(head);
@@ -289,18 +300,30 @@ export async function realizeUpperManifest(upper: string, store: Store, head: st
     targets.push({ path: p, entry, record, old: null });
   }
   if (targets.length) applyMeta(upper, new Index(), targets);
-  // A copy-up keeps the time the lower directories show (overlayfs's does), unless a record says another.
-  for (const p of made) {
-    if (own.get(p)?.mtime !== undefined || below(p)!.mode === '40000') continue;
+  alignTimes(upper, lowerDirs, own);
+  fs.unlinkSync(file);
+}
+
+/**
+ * A file of the upper directory with the content the mount will show below it, and no mtime of its own in `own`,
+ * gets that lower file's times, as overlayfs's copy-up keeps them: then only a `touch` made while mounted is an
+ * mtime. (It is such a file when the stack moved under the writable layer, a commit killed before its remount,
+ * or when a copied view's manifest was realized.)
+ */
+function alignTimes(upper: string, lowerDirs: readonly string[], own: Manifest): void {
+  if (lowerDirs.length === 0) return;
+  walk(upper, '', (rel, st) => {
+    if (!st.isFile() || isReserved(basename(rel)) || own.get(rel)?.mtime !== undefined) return;
     for (const d of lowerDirs) {
-      const l = fs.lstatSync(fsPath(d, p), { bigint: true, throwIfNoEntry: false });
+      const l = fs.lstatSync(fsPath(d, rel), { bigint: true, throwIfNoEntry: false });
       if (!l) continue;
       // Seconds as a double, truncated to the microsecond by libuv: within what observeLiveUpper allows.
-      if (!l.isSymbolicLink()) fs.lutimesSync(fsPath(upper, p), Number(l.atimeNs) / 1e9, Number(l.mtimeNs) / 1e9);
-      break;
+      if (l.isFile() && Number(l.size) === st.size && fs.readFileSync(fsPath(d, rel)).equals(fs.readFileSync(fsPath(upper, rel)))) {
+        fs.lutimesSync(fsPath(upper, rel), Number(l.atimeNs) / 1e9, Number(l.mtimeNs) / 1e9);
+      }
+      return;
     }
-  }
-  fs.unlinkSync(file);
+  });
 }
 
 /** After an unmount: keep the live upper directory's records as a manifest, the form a copied view reads. */
