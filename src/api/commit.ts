@@ -10,11 +10,11 @@
 import * as fs from '../sys/fs.js';
 import { EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
-import { META_NAME, applyManifest, formatManifest, parseManifest } from '../core/meta.js';
+import { META_NAME } from '../core/meta.js';
 import { GlayerError, NothingToCommitError, ObjectError, ReservedNameError, UsageError, display, isSystemRefusal } from '../errors.js';
 import { withDeepPath } from '../fs/paths.js';
 import { withWorkspace } from '../workspace/workspace.js';
-import { emptyUpper, planSync, saveView, writeView } from './sync.js';
+import { checkUpperManifest, emptyUpper, planSync, saveView, writeView } from './sync.js';
 import type { WorkspaceOptions } from './types.js';
 import { commitLive, type LivePlan } from './live.js';
 
@@ -37,10 +37,7 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     const union = applyLayer(objects, plan.lowerTree, plan.upperTree, { layer: 'writable layer', clean: store.clean });
     if (union !== plan.viewTree) throw new GlayerError('E_INTERNAL', 'internal error: the writable layer does not reproduce the view; please report this bug', {}, 70);
     // And its manifest the view's metadata.
-    const unionMeta = applyManifest(objects, plan.lowerTree, plan.lowerMeta, plan.upperTree, plan.upperMeta ? parseManifest(plan.upperMeta) : null, union, 'writable layer');
-    if (formatManifest(unionMeta)?.toString('latin1') !== formatManifest(plan.viewMeta)?.toString('latin1')) {
-      throw new GlayerError('E_INTERNAL', "internal error: the writable layer's manifest does not reproduce the view's metadata; please report this bug", {}, 70);
-    }
+    checkUpperManifest(ws, plan, union);
 
     let id: string;
     const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');

@@ -13,7 +13,7 @@
  */
 import { computeDelta } from '../core/delta.js';
 import { hashObject } from '../core/hash.js';
-import { META_NAME, applyManifest, formatManifest, manifestDelta, parseManifest, withManifest } from '../core/meta.js';
+import { META_NAME, formatManifest, manifestDelta, withManifest } from '../core/meta.js';
 import { lookup, EMPTY_BLOB, EMPTY_TREE, walkTree } from '../core/tree.js';
 import { applyLayer } from '../core/union.js';
 import { OPAQUE_MARKER } from '../core/whiteout.js';
@@ -23,7 +23,7 @@ import { addFile, chooseBackend, emptyDir, emptyUpper, mountLive, prepareTarget,
 import { observeLiveUpper, readLiveUpper, writeUpperManifest, type LiveUpper } from '../mount/upper.js';
 import { IS_ROOT } from '../fs/observe-meta.js';
 import type { State, Workspace } from '../workspace/workspace.js';
-import { WorkspaceBlobs, type SyncPlan } from './sync.js';
+import { WorkspaceBlobs, checkUpperManifest, type SyncPlan } from './sync.js';
 import type { CommitResult } from './commit.js';
 import type { Progress } from './types.js';
 
@@ -84,10 +84,7 @@ export async function commitLive(ws: Workspace, plan: LivePlan, message: string,
   const objects = store.objects;
   const union = plan.viewTree;
   // The layer's manifest must give the view's metadata, as in a copied view's commit.
-  const unionMeta = applyManifest(objects, plan.lowerTree, plan.lowerMeta, plan.upperTree, plan.upperMeta ? parseManifest(plan.upperMeta) : null, union, 'writable layer');
-  if (formatManifest(unionMeta)?.toString('latin1') !== formatManifest(plan.viewMeta)?.toString('latin1')) {
-    throw new GlayerError('E_INTERNAL', "internal error: the live view's manifest does not reproduce its metadata; please report this bug", {}, 70);
-  }
+  checkUpperManifest(ws, plan, union);
   const w = objects.writer();
   const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');
   let done = 0;

@@ -41,7 +41,7 @@ import { indexPath, loadIndex, saveIndex, type Index } from '../fs/index-file.js
 import { Materializer, type BlobSource } from '../fs/materialize.js';
 import { withDeepPath, withDeepPathSync } from '../fs/paths.js';
 import { hashFile, scanTree } from '../fs/scan.js';
-import { ObjectError, display, isSystemRefusal } from '../errors.js';
+import { GlayerError, ObjectError, display, isSystemRefusal } from '../errors.js';
 import { LARGE_BLOB } from '../store/objects.js';
 import type { Workspace, State } from '../workspace/workspace.js';
 import type { Progress } from './types.js';
@@ -404,6 +404,17 @@ export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<
 }
 
 /** The one line that says what metadata a view did not get (not root). */
+/**
+ * Before a commit writes anything: the writable layer's manifest (`plan.upperMeta`) over the stack's must give the
+ * view's metadata; otherwise the layer would not reproduce what the user sees, which is a bug of ours.
+ */
+export function checkUpperManifest(ws: Workspace, plan: SyncPlan, union: string): void {
+  const unionMeta = applyManifest(ws.store.objects, plan.lowerTree, plan.lowerMeta, plan.upperTree, plan.upperMeta ? parseManifest(plan.upperMeta) : null, union, 'writable layer');
+  if (formatManifest(unionMeta)?.toString('latin1') !== formatManifest(plan.viewMeta)?.toString('latin1')) {
+    throw new GlayerError('E_INTERNAL', "internal error: the writable layer's manifest does not reproduce the view's metadata; please report this bug", {}, 70);
+  }
+}
+
 export function notAppliedWarning(what: readonly string[]): string {
   return `not running as root: the view does not have ${what.join(', ')} that the layers record (kept in the layers; run as root to apply them)`;
 }

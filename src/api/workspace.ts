@@ -61,7 +61,10 @@ function all(ws: Workspace): WorkspaceInfo[] {
     try { stack = stackName(readSymbolicHead(gitdir)); } catch { /* damaged: shown as ? */ }
     let view: string | null = null;
     let live = false;
-    try { const other = new Workspace(root); const s = other.readState(); view = s.view; live = !!s.live; } catch { /* gone */ }
+    try {
+      const other = new Workspace(root);
+      try { const s = other.readState(); view = s.view; live = !!s.live; } finally { other.close(); }
+    } catch { /* gone */ }
     out.push({ root, stack, main, current: gitdir === ws.gitdir, view, live });
   };
   describe(resolve(common, '..'), common, true);

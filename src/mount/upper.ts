@@ -18,12 +18,11 @@ import { basename, dirname, join } from '../core/path.js';
 import { EMPTY_TREE, lookup, walkTree, type Mode, type TreeEntry, type TreeSink, type TreeSource } from '../core/tree.js';
 import { OPAQUE_MARKER, isReserved, markerEntry, whiteoutName } from '../core/whiteout.js';
 import { display } from '../errors.js';
-import { indexPath, loadIndex, saveIndex, type AdoptingSink } from '../fs/index-file.js';
+import { Index, indexPath, loadIndex, saveIndex, type AdoptingSink } from '../fs/index-file.js';
 import { fsPath } from '../fs/paths.js';
 import { scanTree } from '../fs/scan.js';
 import { readXattrs } from '../fs/xattr.js';
 import { applyMeta, type MetaTarget } from '../fs/apply-meta.js';
-import { Index } from '../fs/index-file.js';
 import { Materializer, type BlobSource } from '../fs/materialize.js';
 import type { Store } from '../store/store.js';
 import { readOpaqueDirs, removeOpaqueXattrs, writeKernelMarks } from './marks.js';
@@ -194,7 +193,7 @@ export function observeLiveUpper(
       for (const d of lowerDirs) {
         lower = fs.lstatSync(fsPath(d, path), { bigint: true, throwIfNoEntry: false });
         if (!lower) continue;
-        if (entry.mode === '120000') sameAsShown = lower.isSymbolicLink();
+        if (entry.mode === '120000') sameAsShown = lower.isSymbolicLink() && hashObject('blob', fs.readlinkSync(fsPath(d, path), { encoding: 'buffer' })) === entry.oid;
         else sameAsShown = lower.isFile() && lower.size === st.size && hashObject('blob', fs.readFileSync(fsPath(d, path))) === entry.oid;
         break;
       }
@@ -289,8 +288,8 @@ export async function realizeUpperManifest(upper: string, store: Store, head: st
   const targets: MetaTarget[] = [];
   for (const p of [...present.keys(), ...made].sort()) {
     const st = present.get(p);
-    const dir = st ? st.isDirectory() : below(p)!.mode === '40000';
     const b = below(p);
+    const dir = st ? st.isDirectory() : b!.mode === '40000';
     const merged = dir && b !== null && b.mode === '40000';
     const record = own.get(p) ?? (merged || made.has(p) ? lowerMeta.get(p) ?? null : null);
     const entry: TreeEntry = st
@@ -317,6 +316,8 @@ function alignTimes(upper: string, lowerDirs: readonly string[], own: Manifest):
     for (const d of lowerDirs) {
       const l = fs.lstatSync(fsPath(d, rel), { bigint: true, throwIfNoEntry: false });
       if (!l) continue;
+      // Already the lower file's time (a copy-up): nothing to read.
+      if (Math.abs(Number(l.mtimeNs) / 1e6 - st.mtimeMs) < 0.002) return;
       // Seconds as a double, truncated to the microsecond by libuv: within what observeLiveUpper allows.
       if (l.isFile() && Number(l.size) === st.size && fs.readFileSync(fsPath(d, rel)).equals(fs.readFileSync(fsPath(upper, rel)))) {
         fs.lutimesSync(fsPath(upper, rel), Number(l.atimeNs) / 1e9, Number(l.mtimeNs) / 1e9);

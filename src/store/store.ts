@@ -116,15 +116,19 @@ export class Store {
   }
 
   private loadDepths(): Map<string, number> {
-    if (this.depths) return this.depths;
-    const m = new Map<string, number>();
+    if (!this.depths) this.depths = new Map([...this.readCommitLines('depths', /^[1-9][0-9]{0,8}$/)].map(([c, d]) => [c, Number(d)]));
+    return this.depths;
+  }
+
+  /** A cache file of glayer/ with one "commit value" line each, as a map; lines that do not parse are skipped. */
+  private readCommitLines(name: string, value: RegExp): Map<string, string> {
+    const m = new Map<string, string>();
     let text = '';
-    try { text = fs.readFileSync(join(this.commonDir, 'glayer', 'depths'), 'latin1'); } catch { /* none yet */ }
+    try { text = fs.readFileSync(join(this.commonDir, 'glayer', name), 'latin1'); } catch { /* none yet */ }
     for (const line of text.split('\n')) {
-      const [c, d] = line.split(' ');
-      if (c && d && /^[0-9a-f]{40}$/.test(c) && /^[1-9][0-9]{0,8}$/.test(d)) m.set(c, Number(d));
+      const [c, v] = line.split(' ');
+      if (c && v && /^[0-9a-f]{40}$/.test(c) && value.test(v)) m.set(c, v);
     }
-    this.depths = m;
     return m;
   }
 
@@ -137,16 +141,8 @@ export class Store {
   }
 
   private loadUnions(): Map<string, string> {
-    if (this.unions) return this.unions;
-    const m = new Map<string, string>();
-    let text = '';
-    try { text = fs.readFileSync(join(this.commonDir, 'glayer', 'unions'), 'latin1'); } catch { /* none yet */ }
-    for (const line of text.split('\n')) {
-      const [c, t] = line.split(' ');
-      if (c && t && /^[0-9a-f]{40}$/.test(c) && /^[0-9a-f]{40}$/.test(t)) m.set(c, t);
-    }
-    this.unions = m;
-    return m;
+    if (!this.unions) this.unions = this.readCommitLines('unions', /^[0-9a-f]{40}$/);
+    return this.unions;
   }
 
   private cachedUnion(commit: string): string | null {
@@ -207,16 +203,8 @@ export class Store {
   }
 
   private loadUnionMetas(): Map<string, string> {
-    if (this.unionMetas) return this.unionMetas;
-    const m = new Map<string, string>();
-    let text = '';
-    try { text = fs.readFileSync(join(this.commonDir, 'glayer', 'union-meta'), 'latin1'); } catch { /* none yet */ }
-    for (const line of text.split('\n')) {
-      const [c, t] = line.split(' ');
-      if (c && t && /^[0-9a-f]{40}$/.test(c) && (t === '-' || /^[0-9a-f]{40}$/.test(t))) m.set(c, t);
-    }
-    this.unionMetas = m;
-    return m;
+    if (!this.unionMetas) this.unionMetas = this.readCommitLines('union-meta', /^(-|[0-9a-f]{40})$/);
+    return this.unionMetas;
   }
 
   private cachedManifest(commit: string): Manifest | null {

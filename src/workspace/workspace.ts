@@ -238,6 +238,7 @@ export function linkedWorkspaces(common: string): LinkedWorkspace[] {
   try { names = fs.readdirSync(dir).sort(); } catch (e) { if (!isAbsent(e)) throw e; }
   const out: LinkedWorkspace[] = [];
   for (const name of names) {
+    if (name.startsWith('.')) continue; // one being made (`.NAME.tmp-PID`)
     const gitdir = join(dir, name);
     let dot: string;
     try { dot = fs.readFileSync(join(gitdir, 'gitdir'), 'utf8').trim(); } catch { continue; }
@@ -250,8 +251,7 @@ export function linkedWorkspaces(common: string): LinkedWorkspace[] {
  * Make a linked workspace at `root` (absent or an empty directory) on the stack `ref`: a private git dir in
  * `<common>/worktrees/NAME` (HEAD, `commondir`, `gitdir`, as git writes them, so `git worktree list` knows it),
  * then `root/.glayer` naming it and an empty `upper/`. The private dir is complete before `.glayer` appears, so a
- * kill leaves either no workspace at `root` or a whole one (and at most an unreferenced private dir, which
- * `removeLinkedWorkspace`'s prune of entries whose root is gone removes).
+ * kill leaves either no workspace at `root` or a whole one; a failure in between removes the private dir again.
  */
 export function addLinkedWorkspace(common: string, root: string, ref: string): LinkedWorkspace {
   if (fs.existsSync(root) && (!fs.statSync(root).isDirectory() || fs.readdirSync(root).length)) throw new WorkspaceExistsError(root);
@@ -267,9 +267,15 @@ export function addLinkedWorkspace(common: string, root: string, ref: string): L
   fs.writeFileSync(join(tmp, 'commondir'), '../..\n');
   fs.writeFileSync(join(tmp, 'gitdir'), `${join(root, STORE_DIR)}\n`);
   fs.renameSync(tmp, gitdir);
-  fs.mkdirSync(join(root, UPPER_DIR), { recursive: true });
-  fs.writeFileSync(join(root, `${STORE_DIR}.tmp-${process.pid}`), `gitdir: ${gitdir}\n`);
-  fs.renameSync(join(root, `${STORE_DIR}.tmp-${process.pid}`), join(root, STORE_DIR));
+  try {
+    fs.mkdirSync(join(root, UPPER_DIR), { recursive: true });
+    fs.writeFileSync(join(root, `${STORE_DIR}.tmp-${process.pid}`), `gitdir: ${gitdir}\n`);
+    fs.renameSync(join(root, `${STORE_DIR}.tmp-${process.pid}`), join(root, STORE_DIR));
+  } catch (e) {
+    fs.rmSync(join(root, `${STORE_DIR}.tmp-${process.pid}`), { force: true });
+    fs.rmSync(gitdir, { recursive: true, force: true });
+    throw e;
+  }
   return { name, root, gitdir };
 }
 
