@@ -15,7 +15,7 @@ import { isImageRef, parseImageRef } from '../image/transport.js';
 import { writeSymbolicHead } from '../store/refs.js';
 import type { Progress } from './types.js';
 
-/** templates/ of the package: beside dist/ (the bundle, dist/glayer.mjs) or two levels up (dist/api/, src/api/). */
+/** templates/ of the package: beside dist/ (the bundle, dist/glayer.cjs) or two levels up (dist/api/, src/api/). */
 export const TEMPLATES_DIR = ['../templates/', '../../templates/']
   .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
   .find((dir) => fs.existsSync(join(dir, 'aufs-demo', 'template.json'))) ?? fileURLToPath(new URL('../../templates/', import.meta.url));

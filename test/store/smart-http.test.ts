@@ -342,7 +342,7 @@ function writeRandom(file: string, bytes: number): void {
 
 async function memoryCase(mib: number, native: boolean): Promise<void> {
   if (!fs.existsSync('/usr/bin/time')) { console.log('  (skipped: /usr/bin/time not found)'); return; }
-  if (!fs.existsSync(fileURLToPath(new URL('../../dist/glayer.mjs', import.meta.url)))) throw new Error('build first (npm run build): the CLI is measured as a user runs it');
+  if (!fs.existsSync(fileURLToPath(new URL('../../dist/glayer.cjs', import.meta.url)))) throw new Error('build first (npm run build): the CLI is measured as a user runs it');
   const base = tmpdir();
   const root = join(base, 'srv');
   const bare = join(root, 'layers.git');
