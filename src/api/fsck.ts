@@ -4,14 +4,15 @@
  * Checks: the stack ref (HEAD names a branch; the branch names a commit), every object reachable from the stack
  * (read in full; hashes verified, blobs included), every layer by the union rules, the writable layer (valid
  * markers, a real directory), and the view's index against the view (edits not yet recorded are reported, not
- * problems).
+ * problems), and the layer cache of live views (each entry compared with a new extraction, mount/verify.ts).
  *
  * Repairs, only for leftovers of a glayer process that is gone (it holds the workspace lock while it works, so
  * fsck takes that lock first): a stale workspace lock (its pid is dead), staging and trash directories of an
  * interrupted mount-view (`.<name>.glayer-staging-<pid>`, `.<name>.glayer-old-<pid>`; a target left missing
  * between the two renames gets its old contents back), temporary object and pack files (`tmp_obj_<pid>_*`,
  * `tmp_pack_<pid>_*`, `tmp_idx_<pid>_*`), ref lock files no process holds open, and temporary state and index
- * files. Nothing in the view, the writable layer or the objects is ever changed.
+ * files; and a layer-cache entry that differs from its layer, replaced by the new extraction unless a live view uses
+ * it. Nothing in the view, the writable layer or the objects is ever changed.
  */
 import * as fs from '../sys/fs.js';
 import { dirname, join } from 'node:path';
@@ -26,6 +27,8 @@ import { readRef, readSymbolicHead } from '../store/refs.js';
 import { Workspace, alive, lockHolder } from '../workspace/workspace.js';
 import type { WorkspaceOptions } from './types.js';
 import { staleExtractions } from '../mount/cache.js';
+import { verifyCache } from '../mount/verify.js';
+import { cacheUse } from './gc.js';
 import { liveMountAt, ourMounts, rmWork, staleLiveDirs } from '../mount/live.js';
 import { readLiveUpper } from '../mount/upper.js';
 
@@ -43,7 +46,8 @@ export interface FsckResult {
   repaired: string[];
   /** Notes that need no repair (e.g. view edits not yet recorded). */
   notes: string[];
-  checked: { layers: number; objects: number };
+  /** Layer-cache entries are compared with a new extraction of their layer (mount/verify.ts). */
+  checked: { layers: number; objects: number; cacheEntries: number };
 }
 
 export interface FsckOptions extends WorkspaceOptions {
@@ -53,7 +57,7 @@ export interface FsckOptions extends WorkspaceOptions {
 
 export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
   const ws = Workspace.find(opts.cwd ?? process.cwd());
-  const result: FsckResult = { ok: true, problems: [], repaired: [], notes: [], checked: { layers: 0, objects: 0 } };
+  const result: FsckResult = { ok: true, problems: [], repaired: [], notes: [], checked: { layers: 0, objects: 0, cacheEntries: 0 } };
   const problem = (area: string, message: string): void => { result.problems.push({ area, message }); };
   const repair = (what: string, action: () => void): void => {
     if (opts.dryRun) { result.notes.push(`would repair: ${what}`); return; }
@@ -72,6 +76,7 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
 
     repairLeftovers(ws, state.view, repair);
     repairLive(ws, state, repair, result.notes);
+    await verifyLayerCache(ws, opts.dryRun === true, result);
 
     // The stack ref.
     let head: string | null = null;
@@ -194,6 +199,29 @@ export async function fsck(opts: FsckOptions = {}): Promise<FsckResult> {
 }
 
 type Repair = (what: string, action: () => void) => void;
+
+/**
+ * The layer cache: each entry a stack's mount would use, compared with a new extraction of it; one that differs is
+ * replaced (not in a dry run, and not while a live view uses it: then it is a problem to act on).
+ */
+async function verifyLayerCache(ws: Workspace, dryRun: boolean, result: FsckResult): Promise<void> {
+  const use = cacheUse(ws);
+  let check;
+  try {
+    check = await verifyCache(ws.store, ws.sharedDir, use.tops, use.inUse, !dryRun);
+  } catch (e) {
+    if (!(e instanceof GlayerError) && !(e as NodeJS.ErrnoException).code) throw e;
+    result.notes.push(`the layer cache was not verified: ${(e as Error).message}`);
+    return;
+  }
+  result.checked.cacheEntries = check.checked;
+  for (const b of check.bad) {
+    const why = `the layer cache entry ${b.entry} differs from its layer (${b.differences.join('; ')})`;
+    if (b.replaced) result.repaired.push(`replaced ${why}`);
+    else if (b.inUse) result.problems.push({ area: 'cache', message: `${why}; a live view uses it: unmount it ('glayer umount') and run 'glayer fsck' again` });
+    else result.notes.push(`would repair: replace ${why}`);
+  }
+}
 
 /**
  * Live views: unmount mounts of this workspace's views that the state does not name (a kill between mounting and

@@ -43,20 +43,28 @@ export async function gc(opts: GcOptions = {}): Promise<GcResult> {
   return withWorkspace(opts.cwd ?? process.cwd(), (ws) => {
     const report = collectGarbage(ws.store, { cutoff, onProgress: opts.onProgress });
     // Layer-cache entries that no stack's mount uses (nor the live view's, mounted now).
-    const tops = new Set<string>();
-    for (const [, oid] of listRefs(ws.gitdir, 'refs/')) {
-      try { ws.store.readCommit(oid); tops.add(oid); } catch { /* not a layer (an annotated tag's object, a config blob) */ }
-    }
-    const head = ws.store.head();
-    if (head) tops.add(head);
-    // The live mounts of every workspace of the store (linked ones share the cache).
-    const root = cacheRoot(ws.sharedDir);
-    const inUse: string[] = [];
-    for (const w of storeWorkspaces(ws.store.commonDir)) {
-      let lowers: string[] = [];
-      try { const other = w.gitdir === ws.gitdir ? ws : new Workspace(w.root); lowers = other.readState().live?.lowers ?? []; if (other !== ws) other.close(); } catch { /* gone */ }
-      for (const d of lowers) inUse.push(relative(root, d));
-    }
-    return { ...report, cacheEntriesRemoved: pruneCache(ws.store, ws.sharedDir, tops, inUse) };
+    const use = cacheUse(ws);
+    return { ...report, cacheEntriesRemoved: pruneCache(ws.store, ws.sharedDir, use.tops, use.inUse) };
   });
+}
+
+/**
+ * What the layer cache serves: every layer a ref names (and the stack's top), whose mounts may use entries, and the
+ * entries (`kind/key`) the live views of every workspace of the store use now (linked ones share the cache).
+ */
+export function cacheUse(ws: Workspace): { tops: Set<string>; inUse: Set<string> } {
+  const tops = new Set<string>();
+  for (const [, oid] of listRefs(ws.gitdir, 'refs/')) {
+    try { ws.store.readCommit(oid); tops.add(oid); } catch { /* not a layer (an annotated tag's object, a config blob) */ }
+  }
+  const head = ws.store.head();
+  if (head) tops.add(head);
+  const root = cacheRoot(ws.sharedDir);
+  const inUse = new Set<string>();
+  for (const w of storeWorkspaces(ws.store.commonDir)) {
+    let lowers: string[] = [];
+    try { const other = w.gitdir === ws.gitdir ? ws : new Workspace(w.root); lowers = other.readState().live?.lowers ?? []; if (other !== ws) other.close(); } catch { /* gone */ }
+    for (const d of lowers) inUse.add(relative(root, d));
+  }
+  return { tops, inUse };
 }

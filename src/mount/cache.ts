@@ -85,7 +85,7 @@ export async function lowersFor(store: Store, stateDir: string, head: string | n
   return out;
 }
 
-interface PlannedEntry { kind: 'k' | 'f' | 'u'; key: string; fill: (tmp: string) => Promise<void> }
+export interface PlannedEntry { kind: 'k' | 'f' | 'u'; key: string; fill: (tmp: string) => Promise<void> }
 
 /** The cache entries a mount of `head` uses, top first, each with how to make it (see the top of this file). */
 function planLowers(store: Store, head: string | null, form: 'k' | 'f', stats: Lowers): PlannedEntry[] {
@@ -161,11 +161,7 @@ export function pruneCache(store: Store, stateDir: string, tops: Iterable<string
   const root = cacheRoot(stateDir);
   const present = cacheEntries(stateDir);
   if (present.length === 0) return 0;
-  const keep = new Set<string>(inUse);
-  const none: Lowers = { cwd: root, dirs: [], extracted: 0, notApplied: [] };
-  for (const top of tops) {
-    for (const form of ['k', 'f'] as const) for (const e of planLowers(store, top, form, none)) keep.add(`${e.kind}/${e.key}`);
-  }
+  const keep = new Set<string>([...inUse, ...plannedEntries(store, stateDir, tops).keys()]);
   let n = 0;
   fs.mkdirSync(join(root, 'tmp'), { recursive: true });
   for (const rel of present) {
@@ -178,6 +174,16 @@ export function pruneCache(store: Store, stateDir: string, tops: Iterable<string
     n++;
   }
   return n;
+}
+
+/** The entries mounts of the stack tops `tops` use (either form), each with how to make it, by `kind/key`. */
+export function plannedEntries(store: Store, stateDir: string, tops: Iterable<string>): Map<string, PlannedEntry> {
+  const out = new Map<string, PlannedEntry>();
+  const stats: Lowers = { cwd: cacheRoot(stateDir), dirs: [], extracted: 0, notApplied: [] };
+  for (const top of tops) {
+    for (const form of ['k', 'f'] as const) for (const e of planLowers(store, top, form, stats)) out.set(`${e.kind}/${e.key}`, e);
+  }
+  return out;
 }
 
 /** The cache entry `kind/key`, made by `fill` in a temporary directory and renamed into place, if missing. */

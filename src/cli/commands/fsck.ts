@@ -8,9 +8,11 @@ export class FsckCommand extends GlayerCommand {
     description: 'check the workspace and repair leftovers of interrupted commands',
     details: `
       Checks the stack ref, every object reachable from the stack (hashes included), every layer by the union
-      rules, the writable layer and the view. Repairs what is safe to repair: a stale lock, staging directories
-      and temporary files left by a glayer process that was killed. It never changes the view, the writable layer
-      or a stored object. Exits 1 when a problem remains.
+      rules, the writable layer and the view, and compares each layer-cache entry of the live views with a new
+      extraction of its layer. Repairs what is safe to repair: a stale lock, staging directories and temporary
+      files left by a glayer process that was killed, stale mounts, and cache entries that differ from their layer
+      (replaced, unless a live view uses one now). It never changes the view, the writable layer or a stored
+      object. Exits 1 when a problem remains.
     `,
     examples: [
       ['Check and repair', '$0 fsck'],
@@ -31,7 +33,7 @@ export class FsckCommand extends GlayerCommand {
     for (const n of r.notes) this.out(`note: ${n}\n`);
     for (const p of r.problems) this.out(`problem (${p.area}): ${p.message}\n`);
     this.out(r.ok
-      ? `ok: ${r.checked.layers} layer(s), ${r.checked.objects} object(s) checked\n`
+      ? `ok: ${r.checked.layers} layer(s), ${r.checked.objects} object(s)${r.checked.cacheEntries ? `, ${r.checked.cacheEntries} layer-cache entr${r.checked.cacheEntries === 1 ? 'y' : 'ies'}` : ''} checked\n`
       : `${r.problems.length} problem(s) found\n`);
     return r.ok ? 0 : 1;
   }
