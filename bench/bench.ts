@@ -195,6 +195,9 @@ function setup(base: string, cfg: Config): Fixture {
   w.files.forEach((f, i) => s.blob(i + 1, content(w, f)));
   s.commit('refs/heads/main', w.files.length + 1, null, 'base', w.files.map((f, i) => [f.mode, `:${i + 1}`, f.path]));
   fastImport(gitdirOf(template), s);
+  // Packed as the native repository is (as after a clone): fast-import writes objects in the order given, the
+  // generator's, which is no order a store gets from glayer commit, import or clone.
+  git(['--git-dir', gitdirOf(template), 'repack', '-a', '-d', '-q']);
   const baseCommit = git(['--git-dir', gitdirOf(template), 'rev-parse', 'refs/heads/main']).stdout.trim();
   const baseTree = git(['--git-dir', gitdirOf(template), 'rev-parse', 'refs/heads/main^{tree}']).stdout.trim();
 
@@ -214,12 +217,26 @@ function setup(base: string, cfg: Config): Fixture {
 }
 
 /**
- * Remove a view a sample made, and flush the file system (untimed): without the `sync`, the kernel's deferred
- * work for the 20,000 files just written and deleted lands in whichever sample comes next, and on this VM it
- * moved single samples by a factor of two.
+ * Trees the samples made are not deleted while the bench runs: they are moved (one rename) into `trash/` under
+ * the bench directory, which goes at the end. ext4 without a journal (this VM's root) makes each file creation
+ * skip the inodes deleted in the last 60 seconds (`recently_deleted` in ext4_create, 40% of a cold live mount's
+ * CPU under `perf`), so a sample that followed the deletion of 20,000 files paid for it: the cold live mount, whose
+ * sampler deleted the layer cache just before it, ran in 6-9 s instead of 2 s.
  */
-function removeView(target: string): void {
-  fs.rmSync(target, { recursive: true, force: true });
+let trashed = 0;
+export function bury(base: string, path: string): void {
+  if (!fs.existsSync(path)) return;
+  fs.mkdirSync(join(base, 'trash'), { recursive: true });
+  fs.renameSync(path, join(base, 'trash', String(++trashed)));
+}
+
+/**
+ * Put a view a sample made aside (bury), and flush the file system (untimed): without the `sync`, the kernel's
+ * deferred work for the 20,000 files just written lands in whichever sample comes next, and on this VM it moved
+ * single samples by a factor of two.
+ */
+function removeView(base: string, target: string): void {
+  bury(base, target);
   run('sync', [], { noWrap: true });
 }
 
@@ -233,7 +250,7 @@ function mountSampler(fx: Fixture, label: string, ws: string, want: Manifest, ch
       fs.mkdirSync(target, { recursive: true });
       const r = glayer(fx.base, ['-C', ws, 'mount-view', target]);
       if (checkEvery || self.count++ < 2) checkManifest(`${label}: the view equals the generated tree`, want, target);
-      removeView(target);
+      removeView(fx.base, target);
       return r;
     },
   };
@@ -252,7 +269,7 @@ function row1(fx: Fixture, runs: number, w1: string): Row {
       const env = { ...ENV, GIT_INDEX_FILE: `${target}.index` };
       const r = git(['--git-dir', join(fx.native, '.git'), '--work-tree', target, 'checkout', '-f', 'HEAD', '--', '.'], { cwd: target, env });
       if (n++ < 2) checkManifest('git checkout: the work tree equals the generated tree', fx.m0, target);
-      removeView(target);
+      removeView(fx.base, target);
       fs.rmSync(`${target}.index`, { force: true });
       return r;
     },
@@ -262,7 +279,7 @@ function row1(fx: Fixture, runs: number, w1: string): Row {
     sample(): Timing {
       const target = join(fx.base, 'views', `cp-${++fx.seq}`);
       const r = run('cp', ['-r', fx.src, target]);
-      removeView(target);
+      removeView(fx.base, target);
       return r;
     },
   };
@@ -924,7 +941,7 @@ async function main(): Promise<number> {
     if ([15, 16, 17, 18, 19, 20, 21].some(want)) {
       liveRows({
         base, w: fx.w, m0: fx.m0, native: fx.native, template: fx.template, cfg: fx.cfg, seed: SEED, runs: opts.runs,
-        check, checkManifest, alternate, ratioRow, copyWorkspace: (n) => copyWorkspace(fx, n), deepWorkspace: () => buildDeep(fx),
+        check, checkManifest, alternate, ratioRow, bury: (p) => bury(base, p), copyWorkspace: (n) => copyWorkspace(fx, n), deepWorkspace: () => buildDeep(fx),
         attempt: (id, name, fn) => attempt(id, name, fn as () => Row),
       });
       for (const n of ['wlive', 'wlive17', 'wlive20', 'wlive21', 'wdeep']) ws[n] = join(base, n);
@@ -947,7 +964,7 @@ async function main(): Promise<number> {
     check('the bench set up its workloads', false, e instanceof ChildError ? e.message : (e as Error).stack ?? String(e));
   } finally {
     if (!opts.keep) fs.rmSync(base, { recursive: true, force: true });
-    else log(`kept ${base}`);
+    else { fs.rmSync(join(base, 'trash'), { recursive: true, force: true }); log(`kept ${base}`); }
   }
   const load1 = os.loadavg();
   rows.sort((a, b) => a.id - b.id);

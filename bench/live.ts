@@ -28,6 +28,8 @@ export interface LiveBench {
   checkManifest(name: string, want: Manifest, dir: string, skip?: string[]): boolean;
   alternate(samplers: Sampler[], runs: number): Side[];
   ratioRow(id: number, operation: string, sides: Side[], target: number, notes?: string[]): unknown;
+  /** Put a tree aside instead of deleting it during the bench (bench.ts, bury). */
+  bury(path: string): void;
   copyWorkspace(name: string): string;
   /** The row-4 deep stack's workspace (built if row 4 did not run). */
   deepWorkspace(): string;
@@ -46,7 +48,7 @@ function liveSampler(b: LiveBench, label: string, ws: string, opts: { cold?: boo
   return {
     label,
     sample(): Timing {
-      if (opts.cold) fs.rmSync(join(ws, '.glayer', 'glayer', 'cache'), { recursive: true, force: true });
+      if (opts.cold) b.bury(join(ws, '.glayer', 'glayer', 'cache'));
       flush();
       const target = join(b.base, 'views', `live-${++seq}`);
       const r = glayer(b.base, ['-C', ws, 'mount-view', '--live', ...(opts.backend ? ['--backend', opts.backend] : []), target]);
@@ -67,7 +69,7 @@ function gitCheckoutSampler(b: LiveBench): Sampler {
       flush();
       const env = { ...ENV, GIT_INDEX_FILE: `${target}.index` };
       const r = git(['--git-dir', join(b.native, '.git'), '--work-tree', target, 'checkout', '-f', 'HEAD', '--', '.'], { cwd: target, env });
-      fs.rmSync(target, { recursive: true, force: true });
+      b.bury(target);
       fs.rmSync(`${target}.index`, { force: true });
       return r;
     },

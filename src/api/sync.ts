@@ -139,6 +139,12 @@ export class WorkspaceBlobs implements BlobSource {
     }
   }
 
+  /** Only what the store holds whole in a pack: its bytes damaged, readSmall (which looks elsewhere) is asked. */
+  packedData(oid: string): { comp: Buffer; size: number } | null {
+    if (this.memory.has(oid)) return null;
+    return this.ws.store.objects.packedBlobData(oid);
+  }
+
   readSmall(oid: string): Buffer | null {
     if (oid === EMPTY_BLOB) return Buffer.alloc(0);
     const mem = this.memory.get(oid);

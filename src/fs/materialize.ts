@@ -11,7 +11,7 @@ import { walkTree, type Mode, type TreeEntry, type TreeSource } from '../core/tr
 import { GlayerError, UnsafePathError, IoError, isSystemRefusal } from '../errors.js';
 import { statOf, type Index, type Stat } from './index-file.js';
 import type { LinkPartner } from './copy-up.js';
-import { FileWriter } from './file-writer.js';
+import { BAD_DATA, FileWriter } from './file-writer.js';
 import { ConfinedDir } from './safe.js';
 
 /** Where blob contents come from (the store, or a file known to hold them). */
@@ -22,6 +22,11 @@ export interface BlobSource {
   writeFile(oid: string, dest: Buffer, mode: number): Promise<void> | void;
   /** The bytes of a blob (a symlink target). */
   read(oid: string): Buffer;
+  /**
+   * A small blob stored whole in a pack, as its compressed bytes and size, for a writer thread to inflate; null
+   * (or no such method) when it is read with readSmall. When those bytes turn out damaged, readSmall is asked.
+   */
+  packedData?(oid: string): { comp: Buffer; size: number } | null;
 }
 
 export interface MaterializeProgress { done: number; total: number }
@@ -164,12 +169,25 @@ export class Materializer {
   private async writeDirThreaded(entries: ReadonlyArray<{ path: string; entry: TreeEntry }>): Promise<void> {
     const writer = (this.writer ??= new FileWriter());
     let failed: { rel: string; err: NodeJS.ErrnoException } | null = null;
+    // Blobs whose compressed bytes did not inflate on a writer: read again here (readSmall reports the damage, or
+    // finds the content elsewhere).
+    const again: Array<{ path: string; entry: TreeEntry }> = [];
+    // Each directory's files on one writer, directories dealt to the writers in turn.
+    const lanes = new Map<string, number>();
+    const laneOf = (rel: string): number => {
+      const dir = dirname(rel);
+      let l = lanes.get(dir);
+      if (l === undefined) { l = lanes.size % writer.width; lanes.set(dir, l); }
+      return l;
+    };
     for (const { path, entry } of entries) {
       if (failed) break;
       if (this.safe.pendingCloses() > 64) { await writer.drain(); this.safe.releasePending(); }
       if (entry.mode === '40000') { this.mkdir(path, false); continue; }
       if (this.shareFromPartner(path, entry.mode, entry.oid)) continue;
-      const data = entry.mode === '100644' || entry.mode === '100755' ? this.blobs.readSmall(entry.oid) : null;
+      const file = entry.mode === '100644' || entry.mode === '100755';
+      const packed = file && this.blobs.packedData ? this.blobs.packedData(entry.oid) : null;
+      const data = packed ? packed.comp : file ? this.blobs.readSmall(entry.oid) : null;
       if (!data) {
         // Symlinks, large files, submodule entries: the ordinary way, once nothing is in flight.
         await writer.drain();
@@ -178,16 +196,20 @@ export class Materializer {
       }
       const perm = fileMode(entry.mode);
       await writer.write(this.safe.path(path), data, perm, (perm & ~UMASK) !== perm, (r) => {
-        if ('code' in r) { failed ??= { rel: path, err: r }; return; }
+        if ('code' in r) {
+          if (r.code === BAD_DATA) again.push({ path, entry }); else failed ??= { rel: path, err: r };
+          return;
+        }
         this.written++;
         this.record(path, entry.mode, entry.oid, r as Stat);
-      });
+      }, packed ? packed.size : -1, laneOf(path));
     }
     await writer.drain();
     if (failed) {
       const { rel, err } = failed as { rel: string; err: NodeJS.ErrnoException };
       throw new IoError(rel, err);
     }
+    for (const { path, entry } of again) await this.writeEntry(path, entry.mode, entry.oid, true);
   }
 
   private mkdir(rel: string, release = true): void {

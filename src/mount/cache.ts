@@ -61,6 +61,7 @@ export interface Lowers {
 export class StoreBlobs implements BlobSource {
   constructor(private readonly store: Store) {}
   readSmall(oid: string): Buffer | null { return oid === EMPTY_BLOB ? Buffer.alloc(0) : this.store.objects.readSmallBlob(oid); }
+  packedData(oid: string): { comp: Buffer; size: number } | null { return this.store.objects.packedBlobData(oid); }
   writeFile(oid: string, dest: Buffer, mode: number): Promise<void> { return this.store.objects.writeBlobTo(oid, dest, mode); }
   read(oid: string): Buffer { return this.store.objects.readType(oid, 'blob'); }
 }

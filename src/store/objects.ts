@@ -29,6 +29,30 @@ const NUM_TYPE: Record<number, ObjectType> = { 1: 'commit', 2: 'tree', 3: 'blob'
 /** Files at least this large are streamed into a pack in one read, never held in memory. */
 export const LARGE_BLOB = 16 * 1024 * 1024;
 const BASE_CACHE_BYTES = 64 * 1024 * 1024;
+/** The read window of a pack (Pack.bytes): its size after a jump, and the most it grows to while reads go forward. */
+const MIN_WINDOW = 8 * 1024;
+const MAX_WINDOW = 4 * 1024 * 1024;
+/** The most bytes, and windows, all packs hold together (a store may have a pack per layer): the least recent go. */
+const WINDOW_BUDGET = 16 * 1024 * 1024;
+const WINDOW_COUNT = 64;
+const windows = new Map<Pack, number>();
+let windowBytes = 0;
+
+function holdWindow(pack: Pack, bytes: number): void {
+  windowBytes -= windows.get(pack) ?? 0;
+  windows.delete(pack);
+  windows.set(pack, bytes);
+  windowBytes += bytes;
+  for (const [other, n] of windows) {
+    if ((windowBytes <= WINDOW_BUDGET && windows.size <= WINDOW_COUNT) || other === pack) break;
+    other.dropWindow();
+  }
+}
+
+function releaseWindow(pack: Pack): void {
+  windowBytes -= windows.get(pack) ?? 0;
+  windows.delete(pack);
+}
 /** Batches with fewer objects than this are written loose; larger ones as one pack. */
 const PACK_THRESHOLD = 32;
 
@@ -157,15 +181,65 @@ class Pack {
     return lo < a.length ? a[lo] : this.packSize - 20;
   }
 
+  // Reads go through a window of the pack: a command that reads many entries mostly reads them in pack order (a
+  // layer's blobs as commit wrote them), and one read of a window then serves many entries, instead of a system
+  // call for each header and each entry's data (60,000 of them, 0.7 s of 2.4 s of CPU, when a live mount
+  // extracted the 20,000-file bench tree). The window doubles while reads go forward past it and falls back to
+  // MIN_WINDOW after a jump, so a random read costs one small read. A pack never changes once written.
+  private win: Buffer = Buffer.alloc(0);
+  private winAt = 0;
+  private winSize = MIN_WINDOW;
+  /** The memory the window is read into, kept from one window to the next (fresh memory costs a page fault a page). */
+  private winBuf: Buffer = Buffer.alloc(0);
+
+  /**
+   * Up to `len` bytes of the pack at `offset` (fewer at its end): a view of the window, valid until the next read
+   * of this pack (the window's memory is read into again).
+   */
+  private bytes(offset: number, len: number): Buffer {
+    const rel = offset - this.winAt;
+    if (rel >= 0 && rel + len <= this.win.length) return this.win.subarray(rel, rel + len);
+    const avail = Math.max(0, this.packSize - offset);
+    if (len >= MAX_WINDOW) {
+      const buf = Buffer.allocUnsafe(Math.min(len, avail));
+      return buf.subarray(0, readFully(this.fd, buf, offset));
+    }
+    this.winSize = rel >= 0 && rel <= this.win.length + this.winSize ? Math.min(this.winSize * 2, MAX_WINDOW) : MIN_WINDOW;
+    const want = Math.min(Math.max(len, this.winSize), avail);
+    if (this.winBuf.length < want) this.winBuf = Buffer.allocUnsafeSlow(want);
+    holdWindow(this, this.winBuf.length);
+    this.win = this.winBuf.subarray(0, readFully(this.fd, this.winBuf.subarray(0, want), offset));
+    this.winAt = offset;
+    return this.win.subarray(0, Math.min(len, this.win.length));
+  }
+
+  /** Let the window go (the budget of all packs' windows is spent, or the pack is closed). */
+  dropWindow(): void {
+    this.win = Buffer.alloc(0);
+    this.winBuf = this.win;
+    this.winSize = MIN_WINDOW;
+    releaseWindow(this);
+  }
+
   /** The entry at `offset`: its type number, content size (of the delta, for a delta) and where its data starts. */
   entryHead(offset: number): { typeNum: number; size: number; start: number } {
     this.open();
-    const head = Buffer.alloc(32);
-    const got = fs.readSync(this.fd, head, 0, 32, offset);
+    const head = this.bytes(offset, 32);
+    const got = head.length;
     let p = 0, c = head[p++], size = c & 15, shift = 4;
     const typeNum = (c >> 4) & 7;
     while (c & 0x80) { if (p >= got) throw new ObjectError(String(offset), 'corrupt (truncated pack entry)'); c = head[p++]; size += (c & 0x7f) * 2 ** shift; shift += 7; }
     return { typeNum, size, start: offset + p };
+  }
+
+  /** A whole blob entry under `limit` bytes: its compressed bytes (a view of the window) and size; else null. */
+  wholeBlob(offset: number, limit: number): { comp: Buffer; size: number } | null {
+    const { typeNum, size, start } = this.entryHead(offset);
+    if (typeNum !== 3 || size >= limit) return null;
+    const end = this.entryEnd(offset);
+    if (end <= start) return null;
+    const comp = this.bytes(start, end - start);
+    return comp.length === end - start ? { comp, size } : null;
   }
 
   /** Stream a whole (not deltified) blob entry to a new file `dest`, checking its size and hash. */
@@ -197,8 +271,8 @@ class Pack {
     let want = 96;
     for (;;) {
       const len = Math.max(0, Math.min(want, this.packSize - 20 - offset));
-      const buf = Buffer.allocUnsafe(len);
-      const got = fs.readSync(this.fd, buf, 0, len, offset);
+      const buf = this.bytes(offset, len);
+      const got = buf.length;
       let p = 0, c = buf[p++], size = c & 15, shift = 4;
       const typeNum = (c >> 4) & 7;
       while (c & 0x80) { if (p >= got) throw new ObjectError(oid, 'corrupt (truncated pack entry)'); c = buf[p++]; size += (c & 0x7f) * 2 ** shift; shift += 7; }
@@ -219,8 +293,8 @@ class Pack {
   read(oid: string, offset: number, store: ObjectStore, depth = 0): GitObject {
     this.open();
     if (depth > 5000) throw new ObjectError(oid, 'corrupt (delta chain too deep)');
-    const head = Buffer.alloc(32);
-    const got = fs.readSync(this.fd, head, 0, 32, offset);
+    const head = this.bytes(offset, 32);
+    const got = head.length;
     let p = 0;
     let c = head[p++];
     const typeNum = (c >> 4) & 7;
@@ -250,15 +324,13 @@ class Pack {
     const exact = ++this.reads > 64 || this.ends !== null;
     const guess = Math.min(exact ? this.entryEnd(offset) - start : size + (size >>> 10) + 64, this.packSize - 20 - start);
     if (guess > 0) {
-      const comp = Buffer.allocUnsafe(guess);
-      const n = fs.readSync(this.fd, comp, 0, guess, start);
-      try { data = zlib.inflateSync(comp.subarray(0, n), inflateOpts); } catch { data = null; }
+      try { data = zlib.inflateSync(this.bytes(start, guess), inflateOpts); } catch { data = null; }
     }
     if (data === null) {
       const end = this.entryEnd(offset);
       if (end <= start || end > this.packSize) throw new ObjectError(oid, 'corrupt (truncated pack)');
-      const comp = Buffer.allocUnsafe(end - start);
-      if (fs.readSync(this.fd, comp, 0, comp.length, start) !== comp.length) throw new ObjectError(oid, 'corrupt (truncated pack)');
+      const comp = this.bytes(start, end - start);
+      if (comp.length !== end - start) throw new ObjectError(oid, 'corrupt (truncated pack)');
       try { data = zlib.inflateSync(comp); } catch { throw new ObjectError(oid, 'corrupt (bad compressed data)'); }
     }
     if (data.length !== size) throw new ObjectError(oid, 'corrupt (size mismatch)');
@@ -292,7 +364,19 @@ class Pack {
     // A read-only descriptor: a close that fails has still released it.
     if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* released all the same */ } }
     this.fd = -1;
+    this.dropWindow();
   }
+}
+
+/** Read `buf.length` bytes at `offset`, fewer only at the end of the file; returns how many. */
+function readFully(fd: number, buf: Buffer, offset: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = fs.readSync(fd, buf, got, buf.length - got, offset + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
 
 /** Apply git delta `delta` to `base` (for object `oid`, named in errors). */
@@ -575,6 +659,16 @@ export class ObjectStore implements TreeSink {
       if (st && st.size >= STREAMED) return null;
     }
     return this.readType(oid, 'blob');
+  }
+
+  /**
+   * A blob stored whole in a pack and under 1 MiB: its compressed bytes (a view of the pack's read window, valid
+   * until the next read of the store: copy it, do not keep or change it) and its size, for a writer thread to inflate (fs/file-writer.ts); null for
+   * anything else (loose, a delta, large, absent), which readSmallBlob reads.
+   */
+  packedBlobData(oid: string): { comp: Buffer; size: number } | null {
+    const at = this.packed(oid);
+    return at ? at.pack.wholeBlob(at.offset, STREAMED) : null;
   }
 
   /** A new batch of objects; `expected`: how many it will hold, when the caller knows (see ObjectWriter). */

@@ -10,7 +10,8 @@ import { diffTrees } from '../../src/core/changes.js';
 import { Index } from '../../src/fs/index-file.js';
 import { Materializer, type BlobSource } from '../../src/fs/materialize.js';
 import { scanTree } from '../../src/fs/scan.js';
-import { GlayerError } from '../../src/errors.js';
+import { GlayerError, ObjectError } from '../../src/errors.js';
+import * as zlib from 'node:zlib';
 import { MemTrees, build, exe, file, flatten, link, type Spec } from '../helpers/memtrees.js';
 import { tmpdir } from '../helpers/tmp.js';
 
@@ -66,6 +67,53 @@ for (const [name, n] of [['small subtrees, main thread', 300], ['large subtrees,
       assert.equal([e.stat.ino, e.stat.size, e.stat.mtime], [st.ino, st.size, st.mtimeMs], rel);
     }
     assert.is(fs.statSync(join(dir, 'd6/f00013')).mode & 0o777, 0o755);
+  });
+}
+
+// Blobs stored whole in a pack are handed to the writers compressed (BlobSource.packedData) and inflated there.
+// Bytes that do not inflate to the blob's size are read again with readSmall, which either finds the blob (a
+// workspace's other copy) or reports the damage naming the blob.
+for (const [name, damage, rescue] of [
+  ['every blob compressed, none damaged', 0, true],
+  ['damaged bytes, the blob read again from another copy', 5, true],
+  ['damaged bytes and no other copy: the object error names the blob', 5, false],
+] as const) {
+  test(`large subtrees: ${name}`, async () => {
+    const m = new MemTrees();
+    const root = build(m, bigSpec(9000)); // subtrees of over 1024 entries: the writer threads' path
+    const base = blobsOf(m);
+    const damaged = new Set([...m.blobs.keys()].filter((o) => m.blobs.get(o)!.length > 20).sort().slice(0, damage));
+    const readAgain: string[] = [];
+    let plainReads = 0;
+    const blobs: BlobSource = {
+      ...base,
+      packedData: (oid) => {
+        const b = m.blobs.get(oid);
+        if (!b || b.length >= 1 << 20) return null;
+        const comp = zlib.deflateSync(damaged.has(oid) ? Buffer.concat([b, Buffer.from('!')]) : b);
+        return { comp, size: b.length };
+      },
+      readSmall: (oid) => {
+        if (!damaged.has(oid) && m.blobs.get(oid)!.length < 1 << 20) plainReads++;
+        if (damaged.has(oid)) {
+          readAgain.push(oid);
+          if (!rescue) throw new ObjectError(oid, 'corrupt (bad compressed data)');
+        }
+        return base.readSmall(oid);
+      },
+    };
+    const dir = tmpdir();
+    if (!rescue) {
+      const err = await materialize(m, root, dir, blobs).then(() => null, (e: Error) => e);
+      assert.ok(err instanceof ObjectError, String(err));
+      assert.ok(damaged.has((err as ObjectError).message.match(/[0-9a-f]{40}/)?.[0] ?? ''), err!.message);
+      return;
+    }
+    const { written } = await materialize(m, root, dir, blobs);
+    assert.is(written, Object.values(flatten(m, root)).filter((d) => d !== 'dir').length);
+    assert.is(scanTree(dir, new Index(), m, { markers: true }).root, root, 'the tree scans back');
+    assert.equal(readAgain.sort(), [...damaged].sort(), 'only the damaged blobs were read again');
+    assert.is(plainReads, 0, 'every other small blob went to the writers compressed');
   });
 }
 

@@ -228,6 +228,71 @@ test('ObjectStore reads loose objects and packs written by native git (OFS_DELTA
   fsck(gitdir);
 });
 
+test('pack reads through the read window: every order, entries larger than the window, more packs than the windows kept', () => {
+  // Pack.bytes serves reads from a window of the pack that grows while reads go forward and is dropped when the
+  // budget of all packs' windows (16 MiB, 64 packs) is spent: reading must give the same bytes in any order.
+  const base = tmpdir();
+  const work = join(base, 'work');
+  fs.mkdirSync(work);
+  const g = (args: string[]) => execFileSync('git', ['-C', work, '-c', 'gc.auto=0', ...args], { env: GIT_ENV, maxBuffer: 1 << 28 }).toString();
+  g(['init', '-q']);
+  let seed = 7;
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  // 70 packs (more than the windows kept): small files, one of 5 MiB of random bytes (larger than MAX_WINDOW,
+  // stored whole), and text versions that delta.
+  const text: string[] = [];
+  for (let k = 0; k < 400; k++) text.push(`line ${k} ${k * 31 % 97}`);
+  for (let v = 0; v < 70; v++) {
+    for (let f = 0; f < 12; f++) {
+      const size = [0, 5, 700, 9000, 70000][rnd() % 5];
+      const buf = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) buf[i] = 97 + (rnd() % 20);
+      fs.writeFileSync(join(work, `f${f}`), buf);
+    }
+    text[(v * 37) % text.length] = `version ${v}`;
+    fs.writeFileSync(join(work, 'text'), text.join('\n'));
+    if (v === 35) {
+      const big = Buffer.alloc(5 << 20);
+      for (let i = 0; i < big.length; i += 4) big.writeUInt32LE(rnd(), i);
+      fs.writeFileSync(join(work, 'big'), big);
+    }
+    g(['add', '-A']);
+    g(['commit', '-q', '-m', `v${v}`]);
+    g(['repack', '-q', '-d']);
+  }
+  const gitdir = join(work, '.git');
+  assert.ok(packFiles(gitdir).length >= 70, `${packFiles(gitdir).length} packs`);
+  const native = nativeObjects(gitdir);
+  const oids = [...native.keys()].sort();
+  const orders: Record<string, string[]> = {
+    sorted: oids,
+    reversed: [...oids].reverse(),
+    shuffled: [...oids].sort(() => (rnd() % 3) - 1),
+    'each twice, interleaved': oids.flatMap((o, i) => [o, oids[(i * 7919) % oids.length]]),
+  };
+  for (const [label, order] of Object.entries(orders)) {
+    const store = new ObjectStore(gitdir);
+    for (const oid of order) {
+      const o = store.read(oid);
+      const n = native.get(oid)!;
+      assert.is(o.type, n.type, `${label}: type of ${oid}`);
+      assert.ok(o.data.equals(n.data), `${label}: content of ${oid}`);
+      assert.is(store.sizeOf(oid), n.data.length, `${label}: size of ${oid}`);
+    }
+    store.close();
+  }
+  // Two stores reading the same packs at once (each pack object has its own window).
+  const a = new ObjectStore(gitdir);
+  const b = new ObjectStore(gitdir);
+  for (let i = 0; i < oids.length; i++) {
+    assert.ok(a.read(oids[i]).data.equals(native.get(oids[i])!.data));
+    const j = oids.length - 1 - i;
+    assert.ok(b.read(oids[j]).data.equals(native.get(oids[j])!.data));
+  }
+  a.close();
+  b.close();
+});
+
 test('a large blob (> 16 MiB) streams into a pack through addFile and out through writeBlobTo', async () => {
   const gitdir = bareRepo();
   const dir = tmpdir();
