@@ -53,6 +53,8 @@ export const COMMANDS = [InitCommand, MountViewCommand, StatusCommand, CommitCom
  * that names none, get them all, for the listing and the suggestions.
  */
 export function commandsFor(argv: readonly string[]): typeof COMMANDS {
+  // `glayer --version` (clipanion's builtin) needs no command's parser.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) return [];
   if (argv.includes('-h') || argv.includes('--help')) return COMMANDS;
   const words = new Set(argv);
   const named = COMMANDS.filter((c) => c.paths.some((p) => p.every((w) => words.has(w))));

@@ -208,4 +208,16 @@ test('nothing to commit exits 1 with one line', async () => {
   assert.is(r.code, 1);
 });
 
+test('--version and -v print the version alone; a version flag after a command is that command\'s error', async () => {
+  // The parser is built without any command for a bare version flag (cli.ts commandsFor): the builtin answers.
+  const dir = tmpdir();
+  for (const flag of ['--version', '-v']) {
+    const r = await glayerOk(dir, flag);
+    assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/, flag);
+  }
+  const bad = await glayer(dir, 'status', '--version');
+  assert.is.not(bad.code, 0);
+  assert.match(bad.stderr, /--version/);
+});
+
 test.run();
