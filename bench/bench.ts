@@ -283,8 +283,15 @@ function row1(fx: Fixture, runs: number, w1: string): Row {
       return r;
     },
   };
-  const sides = alternate([mountSampler(fx, 'glayer mount-view', w1, fx.m0), gitCheckout, cp], runs);
-  return ratioRow(1, 'mount-view of the tree into an empty directory', sides, 1.0);
+  // Judged as issue 11 asks: the median of the per-pair ratios over at least 7 alternated pairs (each sample after
+  // a sync); the ratio of the medians is noted beside it.
+  const sides = alternate([mountSampler(fx, 'glayer mount-view', w1, fx.m0), gitCheckout, cp], fx.cfg === QUICK ? runs : Math.max(runs, 7));
+  const row = ratioRow(1, 'mount-view of the tree into an empty directory', sides, 1.0);
+  const pairs = sides[0].stats.runs.map((g, i) => g / sides[1].stats.runs[i]);
+  row.notes.push(`ratio: the median of ${pairs.length} per-pair ratios (${pairs.map((x) => x.toFixed(2)).join(' ')}); the ratio of the medians is ${(row.ratio ?? NaN).toFixed(2)}x`);
+  row.ratio = stats(pairs).median;
+  row.met = row.ratio <= 1.0;
+  return row;
 }
 
 function row2(fx: Fixture, runs: number, w2: string): Row {
@@ -303,7 +310,12 @@ function row2(fx: Fixture, runs: number, w2: string): Row {
     },
   };
   const ns: Sampler = { label: 'git status', sample: () => git(['status'], { cwd: fx.native }) };
-  return ratioRow(2, 'status, nothing changed (warm)', alternate([gs, ns], runs), 2.0);
+  // The floor (issue 11): node's start-up (without the CA bundle, as the launcher starts it) and a bare readdir +
+  // lstatSync loop over the same view, what any node program that looks at every file pays. git status beside it.
+  const { NODE_EXTRA_CA_CERTS: _ca, ...bare } = ENV;
+  const walk = "const fs=require('fs');const w=(d)=>{for(const n of fs.readdirSync(d)){const f=d+'/'+n;if(fs.lstatSync(f).isDirectory())w(f);}};w(process.argv[1]);";
+  const floor: Sampler = { label: 'node start-up + lstatSync loop (the floor)', sample: () => run(process.execPath, ['-e', walk, join(w2, 'view')], { env: bare }) };
+  return ratioRow(2, 'status, nothing changed (warm)', alternate([gs, floor, ns], runs), 1.3);
 }
 
 function row3(fx: Fixture, runs: number, w2: string): Row {
@@ -348,7 +360,7 @@ function row3(fx: Fixture, runs: number, w2: string): Row {
       return { ms: a.ms + c.ms, cpu: a.cpu + c.cpu };
     },
   };
-  return ratioRow(3, `commit of ${fx.cfg.mod} modified + ${fx.cfg.del} deleted + ${fx.cfg.add} added files`, alternate([gc, nc], runs), 1.0);
+  return ratioRow(3, `commit of ${fx.cfg.mod} modified + ${fx.cfg.del} deleted + ${fx.cfg.add} added files`, alternate([gc, nc], runs), 1.5);
 }
 
 /** The deep stack's workspace (`wdeep`): the tree spread over cfg.layers layers (built once). */
