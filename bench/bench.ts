@@ -224,7 +224,7 @@ function setup(base: string, cfg: Config): Fixture {
  * sampler deleted the layer cache just before it, ran in 6-9 s instead of 2 s.
  */
 let trashed = 0;
-export function bury(base: string, path: string): void {
+function bury(base: string, path: string): void {
   if (!fs.existsSync(path)) return;
   fs.mkdirSync(join(base, 'trash'), { recursive: true });
   fs.renameSync(path, join(base, 'trash', String(++trashed)));

@@ -409,7 +409,6 @@ export async function reconcile(ws: Workspace, opts: SyncOptions = {}): Promise<
   return { ...plan, viewWritten };
 }
 
-/** The one line that says what metadata a view did not get (not root). */
 /**
  * Before a commit writes anything: the writable layer's manifest (`plan.upperMeta`) over the stack's must give the
  * view's metadata; otherwise the layer would not reproduce what the user sees, which is a bug of ours.
@@ -421,6 +420,7 @@ export function checkUpperManifest(ws: Workspace, plan: SyncPlan, union: string)
   }
 }
 
+/** The one line that says what metadata a view did not get (not root). */
 export function notAppliedWarning(what: readonly string[]): string {
   return `not running as root: the view does not have ${what.join(', ')} that the layers record (kept in the layers; run as root to apply them)`;
 }

@@ -97,6 +97,8 @@ function names(dir: Buffer): string[] {
 /** The differences of the tree at `cached` from the one at `fresh` (extracted from `since` on), at most SHOWN. */
 export function compareTrees(cached: string, fresh: string, since: number): string[] {
   const diffs: string[] = [];
+  // The two read buffers of sameBytes, made once for the whole tree.
+  const bufs: [Buffer, Buffer] = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
   const both: string[] = [];
   const say = (rel: string, what: string): void => { if (diffs.length < SHOWN) diffs.push(`${rel === '' ? '.' : display(rel)}: ${what}`); };
   const walk = (rel: string): void => {
@@ -127,7 +129,7 @@ export function compareTrees(cached: string, fresh: string, since: number): stri
       if (ka === 'character device' || ka === 'block device') { if (sa.rdev !== sb.rdev) say(p, 'the device numbers differ'); continue; }
       if (ka === 'file') {
         if (sa.size !== sb.size) say(p, `${sa.size} bytes, the layer gives ${sb.size}`);
-        else if (!sameBytes(fsPath(cached, p), fsPath(fresh, p))) say(p, 'the bytes differ');
+        else if (!sameBytes(fsPath(cached, p), fsPath(fresh, p), bufs)) say(p, 'the bytes differ');
       }
       // A time the extraction set from a record (not the time it wrote the file).
       const set = sb.mtimeMs < BigInt(since);
@@ -156,13 +158,11 @@ export function compareTrees(cached: string, fresh: string, since: number): stri
   return diffs;
 }
 
-function sameBytes(a: Buffer, b: Buffer): boolean {
+function sameBytes(a: Buffer, b: Buffer, [ba, bb]: [Buffer, Buffer]): boolean {
   const fa = fs.openSync(a, 'r');
   try {
     const fb = fs.openSync(b, 'r');
     try {
-      const ba = Buffer.allocUnsafe(CHUNK);
-      const bb = Buffer.allocUnsafe(CHUNK);
       for (;;) {
         const na = fs.readSync(fa, ba, 0, CHUNK, null);
         const nb = fs.readSync(fb, bb, 0, CHUNK, null);

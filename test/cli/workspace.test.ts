@@ -4,24 +4,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { glayer, glayerOk } from '../helpers/cli.js';
 import { fsck, git } from '../helpers/git.js';
-import { liveBackends } from '../helpers/live.js';
+import { liveBackends, unmountUnder } from '../helpers/live.js';
 import { tmpdir } from '../helpers/tmp.js';
 
 async function store(): Promise<{ base: string; a: string; gitdir: string }> {
   const base = tmpdir('glayer-wt-');
   await glayerOk(base, 'init', 'a', '--template', 'etc');
   return { base, a: join(base, 'a'), gitdir: join(base, 'a', '.glayer') };
-}
-
-function cleanup(dir: string): void {
-  const targets = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((t) => t && t.startsWith(dir + '/'));
-  for (const t of targets.reverse()) {
-    try { execFileSync('umount', ['-l', t], { stdio: 'ignore' }); } catch { try { execFileSync('fusermount3', ['-u', '-z', t], { stdio: 'ignore' }); } catch { /* gone */ } }
-  }
 }
 
 test('add, list, commit in one and see it in the other; git knows the layout; remove', async () => {
@@ -114,7 +106,7 @@ if (BACKENDS.length) {
       assert.match(busy.stderr, /has a live view mounted/);
     } finally {
       for (const r of roots) await glayer(r, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
   });
 }

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { glayer, glayerOk } from '../helpers/cli.js';
 import { fsck, git } from '../helpers/git.js';
-import { liveBackends } from '../helpers/live.js';
+import { liveBackends, unmountUnder } from '../helpers/live.js';
 import { HAS_ATTR, metaSnapshot } from '../helpers/meta-snapshot.js';
 import { tmpdir } from '../helpers/tmp.js';
 
@@ -18,13 +18,6 @@ const ROOT = process.getuid?.() === 0;
 const BACKENDS = ROOT ? liveBackends() : [];
 const META = '.wh..wh..meta';
 const sh = (cwd: string, script: string): void => { execFileSync('sh', ['-ec', script], { cwd }); };
-
-function cleanup(dir: string): void {
-  const targets = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((t) => t && t.startsWith(dir + '/'));
-  for (const t of targets.reverse()) {
-    try { execFileSync('umount', ['-l', t], { stdio: 'ignore' }); } catch { try { execFileSync('fusermount3', ['-u', '-z', t], { stdio: 'ignore' }); } catch { /* gone */ } }
-  }
-}
 
 /** The edits of the copied-view metadata test: every kind of record, held and metadata-only. */
 const EDITS = `
@@ -49,7 +42,7 @@ async function withEtc(copied: boolean, fn: (ws: string, base: string) => Promis
     await fn(ws, base);
   } finally {
     await glayer(ws, 'umount');
-    cleanup(base);
+    unmountUnder(base);
   }
 }
 

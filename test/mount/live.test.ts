@@ -9,24 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { glayer, glayerOk } from '../helpers/cli.js';
 import { fsck, git } from '../helpers/git.js';
-import { liveBackends } from '../helpers/live.js';
+import { liveBackends, unmountUnder, mountsUnder } from '../helpers/live.js';
 import { snapshot, snapshotDiff } from '../helpers/snapshot.js';
 import { tmpdir } from '../helpers/tmp.js';
 import { run } from '../hardening/spawn.js';
 
 const BACKENDS = liveBackends();
-
-/** Mounts (targets) below `dir` that this process sees. */
-function mountsUnder(dir: string): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((t) => t && (t === dir || t.startsWith(dir + '/')));
-}
-
-/** Unmount whatever a test left below `dir` (after a failure), so later runs are not disturbed. */
-function cleanup(dir: string): void {
-  for (const t of mountsUnder(dir).reverse()) {
-    try { execFileSync('umount', ['-l', t], { stdio: 'ignore' }); } catch { try { execFileSync('fusermount3', ['-u', '-z', t], { stdio: 'ignore' }); } catch { /* gone */ } }
-  }
-}
 
 async function workspace(template = 'aufs-demo'): Promise<{ base: string; ws: string; gitdir: string }> {
   const base = tmpdir('glayer-live-');
@@ -72,7 +60,7 @@ for (const backend of BACKENDS) {
       fsck(gitdir);
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
     assert.equal(mountsUnder(base), [], 'no mount left');
   });
@@ -114,7 +102,7 @@ for (const backend of BACKENDS) {
       fsck(gitdir);
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
   });
 
@@ -140,7 +128,7 @@ for (const backend of BACKENDS) {
       assert.is((await glayerOk(ws, 'status')).stdout, '');
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
   });
 
@@ -165,7 +153,7 @@ for (const backend of BACKENDS) {
       assert.is((await glayerOk(ws, 'status')).stdout, 'A fromcopy\nD test\n');
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
   });
 
@@ -194,7 +182,7 @@ for (const backend of BACKENDS) {
       fsck(gitdir);
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
   });
 
@@ -217,7 +205,7 @@ for (const backend of BACKENDS) {
       assert.equal(fs.readdirSync(join(gitdir, 'glayer', 'live')), [], 'the work directory went with the mount');
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
   });
 }
@@ -233,7 +221,7 @@ if (BACKENDS.length) {
     assert.match(r.stderr, 'fuse-overlayfs is not installed');
     await glayerOk(ws, 'mount-view');
     assert.is(fs.readFileSync(join(ws, 'view', 'test'), 'utf8'), 'test1\n');
-    cleanup(base);
+    unmountUnder(base);
   });
 
   test(`${backend}: SIGKILL during mount-view --live and commit leaves no half-made mount`, async () => {
@@ -270,7 +258,7 @@ if (BACKENDS.length) {
       }
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
     assert.equal(mountsUnder(base), []);
   });
@@ -307,7 +295,7 @@ if (BACKENDS.length) {
       assert.is(again.live.extracted, 0);
     } finally {
       await glayer(ws, 'umount');
-      cleanup(base);
+      unmountUnder(base);
     }
   });
 }

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { glayer, glayerOk } from '../helpers/cli.js';
 import { fsck as gitFsck, git } from '../helpers/git.js';
-import { liveBackends } from '../helpers/live.js';
+import { liveBackends, unmountUnder } from '../helpers/live.js';
 import { HAS_ATTR, metaSnapshot } from '../helpers/meta-snapshot.js';
 import { tmpdir } from '../helpers/tmp.js';
 
@@ -18,13 +18,6 @@ const ROOT = process.getuid?.() === 0;
 const BACKENDS = ROOT ? liveBackends() : [];
 const sh = (cwd: string, script: string): void => { execFileSync('sh', ['-ec', script], { cwd }); };
 const MTIMES = { mtimes: ['etc/hostname'] };
-
-function cleanup(dir: string): void {
-  const targets = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((t) => t && t.startsWith(dir + '/'));
-  for (const t of targets.reverse()) {
-    try { execFileSync('umount', ['-l', t], { stdio: 'ignore' }); } catch { try { execFileSync('fusermount3', ['-u', '-z', t], { stdio: 'ignore' }); } catch { /* gone */ } }
-  }
-}
 
 interface FsckJson { ok: boolean; problems: Array<{ area: string; message: string }>; repaired: string[]; notes: string[]; checked: { cacheEntries: number } }
 
@@ -79,7 +72,7 @@ async function withStack(backend: string, fn: (ws: string, entry: (w: Where) => 
     gitFsck(gitdir);
   } finally {
     await glayer(ws, 'umount');
-    cleanup(base);
+    unmountUnder(base);
   }
 }
 
