@@ -17,7 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from '../sys/fs.js';
-import { join, resolve, relative, isAbsolute } from 'node:path';
+import { dirname, join, resolve, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GlayerError, ObjectError, isAbsent } from '../errors.js';
 import { LARGE_BLOB, ObjectStore, parseTree, type ObjectWriter } from './objects.js';
@@ -101,7 +101,8 @@ export function localGitdir(path: string, url = path): string {
   const isGitdir = (d: string): boolean => {
     try { return fs.statSync(join(d, 'HEAD')).isFile() && fs.statSync(join(commonDir(d), 'objects')).isDirectory(); } catch (e) { if (isAbsent(e)) return false; throw e; }
   };
-  for (const d of [storeDirOf(join(path, '.glayer')), join(path, '.git'), path]) if (isGitdir(d)) return d;
+  // A `.git` or `.glayer` file (a linked work tree or workspace) names the private git dir.
+  for (const d of [storeDirOf(join(path, '.glayer')), storeDirOf(join(path, '.git')), path]) if (isGitdir(d)) return d;
   throw new RemoteError(url, fs.existsSync(path) ? 'not a git repository or glayer workspace' : 'no such repository (for a new one: git init --bare PATH)');
 }
 
@@ -357,6 +358,29 @@ async function openHttp(t: Extract<Transport, { kind: 'http' }>) {
 function haveTips(gitdir: string, store: ObjectStore): string[] {
   const all = new Set([...listRefs(gitdir, 'refs/heads/').values(), ...listRefs(gitdir, 'refs/remotes/').values(), ...listRefs(gitdir, 'refs/tags/').values(), ...listRefs(gitdir, 'refs/glayer/').values()]);
   return [...all].filter((oid) => store.has(oid));
+}
+
+/**
+ * The branches that work trees of the repository `gitdir` belongs to have checked out, each with who has it: the
+ * repository's own HEAD when it has a work tree (`.git`, or a glayer workspace's `.glayer`), and the HEAD of each
+ * of its linked work trees and workspaces (`worktrees/NAME/HEAD`; `worktrees/NAME/gitdir` says where it is).
+ */
+function checkedOutRefs(gitdir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const common = commonDir(gitdir);
+  const holder = (dotDir: string): string => `${dotDir.endsWith('/.glayer') ? 'stack of the workspace' : 'branch of the work tree'} at ${dirname(dotDir)}`;
+  const own = common.endsWith('/.glayer') || common.endsWith('/.git') ? localHead(common) : null;
+  if (own) out.set(own, holder(common));
+  let names: string[] = [];
+  try { names = fs.readdirSync(join(common, 'worktrees')).sort(); } catch { /* none */ }
+  for (const name of names) {
+    const ref = localHead(join(common, 'worktrees', name));
+    if (!ref || out.has(ref)) continue;
+    let dot = join(common, 'worktrees', name);
+    try { dot = fs.readFileSync(join(dot, 'gitdir'), 'utf8').trim(); } catch { /* named by its private dir, then */ }
+    out.set(ref, holder(dot));
+  }
+  return out;
 }
 
 function localHead(gitdir: string): string | null {
@@ -647,13 +671,14 @@ async function localPush(gitdir: string, t: Extract<Transport, { kind: 'local' }
   const dstDir = localGitdir(t.path, t.url);
   const out = new Map<string, string | null>();
   const go: PushRequest[] = [];
+  const checkedOut = checkedOutRefs(dstDir);
   for (const req of reqs) {
     settle(out, req, () => {
       // Like git's receive.denyCurrentBranch: never move the checked-out branch of a repository with a work tree
-      // (or the current stack of a glayer workspace) under its owner's feet.
-      if ((dstDir.endsWith('/.git') || dstDir.endsWith('/.glayer')) && localHead(dstDir) === req.ref) {
-        throw new RemoteError(t.url, `refusing to update ${req.ref}: it is the current ${dstDir.endsWith('/.glayer') ? 'stack of that workspace' : 'branch of that work tree'}; push to a bare repository`);
-      }
+      // (or the current stack of a glayer workspace), nor that of any of its linked work trees or workspaces,
+      // under its owner's feet.
+      const owner = checkedOut.get(req.ref);
+      if (owner !== undefined) throw new RemoteError(t.url, `refusing to update ${req.ref}: it is the current ${owner}; push to a bare repository`);
       const current = readRef(dstDir, req.ref);
       if (current !== req.expected && current !== req.oid) throw movedError(t.url, req.ref, current);
       go.push(req);

@@ -60,6 +60,35 @@ test('add, list, commit in one and see it in the other; git knows the layout; re
   fsck(gitdir);
 });
 
+// A push over a local path must not move the stack a workspace has checked out (git's receive.denyCurrentBranch):
+// not the main workspace's, not a linked workspace's. Another stack of the same store is moved.
+test('push into a store refuses the stack of any of its workspaces, main or linked', async () => {
+  const { base, a, gitdir } = await store();
+  await glayerOk(a, 'workspace', 'add', '../b');
+  const b = join(base, 'b');
+  await glayerOk(b, 'stack', 'new', 'other');
+  await glayerOk(b, 'stack', 'switch', 'other');
+  await glayerOk(a, 'stack', 'new', 'free');
+  // A second store with stacks of those names and another history.
+  const c = (await store()).a;
+  await glayerOk(c, 'mount-view');
+  fs.writeFileSync(join(c, 'view', 'new-file'), 'c\n');
+  await glayerOk(c, 'commit', '-m', 'in c');
+  for (const name of ['other', 'free']) await glayerOk(c, 'stack', 'new', name);
+  const refs = () => git(gitdir, ['for-each-ref', '--format=%(refname) %(objectname)']);
+  const before = refs();
+  for (const [stack, holder] of [['main', /stack of the workspace at \S*\/a;/], ['other', /stack of the workspace at \S*\/b;/]] as const) {
+    const r = await glayer(c, 'push', '--force', a, stack);
+    assert.is(r.code, 2, `push to ${stack}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`refusing to update refs/heads/${stack}: it is the current ${holder.source}`));
+    assert.is(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+  assert.is(refs(), before, 'no stack moved');
+  await glayerOk(c, 'push', '--force', a, 'free');
+  assert.is(git(gitdir, ['rev-parse', 'refs/heads/free']).trim(), git(join(c, '.glayer'), ['rev-parse', 'refs/heads/free']).trim());
+  fsck(gitdir);
+});
+
 test('bad input: a non-empty target, an unknown stack, removing what is not a linked workspace', async () => {
   const { base, a } = await store();
   fs.mkdirSync(join(base, 'full'));

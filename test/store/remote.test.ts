@@ -135,6 +135,49 @@ withGit('localGitdir finds a workspace store, a .git directory or a bare reposit
   assert.throws(() => localGitdir(join(base, 'plain')), /not a git repository/);
 });
 
+// Like git's receive.denyCurrentBranch, over every work tree: a branch checked out in the repository's own work
+// tree or in any linked one is never moved by a push; other branches are, and nothing is written for a refusal.
+withGit('local push refuses a branch that a work tree or a linked work tree has checked out', async () => {
+  const base = tmpdir();
+  const [src, top] = nativeRepo(base);
+  const wt = join(base, 'wt');
+  git(src, ['clone', '-q', src, wt]);
+  const wtGit = join(wt, '.git');
+  git(wtGit, ['branch', 'side']);
+  git(wtGit, ['branch', 'free']);
+  git(wtGit, ['worktree', 'add', '-q', join(base, 'linked'), 'side']);
+  // A bare repository with a linked work tree: only that one's branch is taken.
+  const bare = join(base, 'bare.git');
+  git(src, ['clone', '-q', '--bare', src, bare]);
+  git(bare, ['branch', 'side2']);
+  git(bare, ['worktree', 'add', '-q', join(base, 'linked2'), 'side2']);
+  const parent = git(src, ['rev-parse', `${top}~1`]);
+  const cases: Array<[string, string, string, RegExp | null]> = [
+    ['the work tree\'s own branch', wt, 'refs/heads/main', /refusing to update refs\/heads\/main: it is the current branch of the work tree at .*\/wt;/],
+    ['a linked work tree\'s branch, pushed to the main one', wt, 'refs/heads/side', /current branch of the work tree at .*\/linked;/],
+    ['a linked work tree\'s branch, pushed to the linked one', join(base, 'linked'), 'refs/heads/side', /current branch of the work tree at .*\/linked;/],
+    ['a bare repository\'s linked work tree', bare, 'refs/heads/side2', /current branch of the work tree at .*\/linked2;/],
+    ['a branch no work tree has', wt, 'refs/heads/free', null],
+    ['a bare repository\'s HEAD branch', bare, 'refs/heads/main', null],
+  ];
+  for (const [name, dst, ref, refused] of cases) {
+    const gd = dst === bare ? bare : wtGit; // the refs of a linked work tree are its repository's
+    const before = git(gd, ['rev-parse', ref]);
+    const push = pushRef(src, transportFor(dst), { oid: parent, ref, expected: before, force: true });
+    if (refused) {
+      await push.then(() => assert.unreachable(`${name}: pushed`), (e: unknown) => {
+        assert.instance(e, RemoteError, name);
+        assert.match((e as Error).message, refused, `${name}: ${(e as Error).message}`);
+      });
+      assert.is(git(gd, ['rev-parse', ref]), before, `${name}: the branch did not move`);
+    } else {
+      await push;
+      assert.is(git(gd, ['rev-parse', ref]), parent, `${name}: the branch moved`);
+    }
+    fsck(gd);
+  }
+});
+
 function allObjects(gitdir: string): string[] {
   const s = new ObjectStore(gitdir);
   try { return [...s.allOids()].sort(); } finally { s.close(); }
