@@ -50,6 +50,7 @@ export interface GcReport {
   keptUnreachable: number;
   packsRemoved: number;
   looseRemoved: number;
+  /** Lines dropped from the caches kept per layer (unions, union-meta, depths): unreachable layers, repeats. */
   unionLinesDropped: number;
   pack: string | null;
 }
@@ -138,18 +139,34 @@ function collect(store: Store, opts: GcOptions, packs: ReadonlyArray<{ path: str
     }
   };
   visit();
-  // The union cache: lines of reachable layers stay, and their trees with them.
-  const unionsFile = join(gitdir, 'glayer', 'unions');
-  let unionText = '';
-  try { unionText = fs.readFileSync(unionsFile, 'latin1'); } catch { /* none */ }
-  const keptLines: string[] = [];
+  // The caches kept per layer (store.ts), one "commit value" line each: lines of reachable layers stay, the
+  // objects they name with them (the union's tree; the blob holding the union's metadata manifest, '-' for none);
+  // the last line of a layer is the one that counts, as when they are read.
   let dropped = 0;
-  for (const line of unionText.split('\n')) {
-    if (line === '') continue;
-    const [c, t] = line.split(' ');
-    if (kind.get(c) === 'commit' && t && exists(t)) { keptLines.push(line); todo.push({ oid: t, type: 'tree', path: '' }); }
-    else dropped++;
-  }
+  const caches: Array<{ file: string; kept: string[] }> = [];
+  const prune = (name: string, valid: RegExp, type?: 'tree' | 'blob'): void => {
+    const file = join(gitdir, 'glayer', name);
+    let text = '';
+    try { text = fs.readFileSync(file, 'latin1'); } catch { return; /* none */ }
+    const last = new Map<string, string>();
+    let lines = 0;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      lines++;
+      const [c, v] = line.split(' ');
+      if (/^[0-9a-f]{40}$/.test(c) && v && valid.test(v)) last.set(c, v);
+    }
+    const kept: string[] = [];
+    for (const [c, v] of last) {
+      if (kind.get(c) !== 'commit' || (type && v !== '-' && !exists(v))) continue;
+      kept.push(`${c} ${v}`);
+      if (type && v !== '-') todo.push({ oid: v, type, path: '' });
+    }
+    if (kept.length < lines) { dropped += lines - kept.length; caches.push({ file, kept }); }
+  };
+  prune('unions', /^[0-9a-f]{40}$/, 'tree');
+  prune('union-meta', /^(-|[0-9a-f]{40})$/, 'blob');
+  prune('depths', /^[1-9][0-9]{0,8}$/);
   visit();
 
   // 2. The new pack: commits and tags first, then trees and blobs by path (repack.ts: copies of what the old
@@ -209,9 +226,9 @@ function collect(store: Store, opts: GcOptions, packs: ReadonlyArray<{ path: str
     if (/^[0-9a-f]{2}$/.test(d)) { try { fs.rmdirSync(join(objects.objectsDir, d)); } catch { /* not empty */ } }
   }
   objects.rescan();
-  if (dropped) {
-    fs.writeFileSync(unionsFile + '.tmp', keptLines.map((l) => l + '\n').join(''));
-    fs.renameSync(unionsFile + '.tmp', unionsFile);
+  for (const { file, kept } of caches) {
+    fs.writeFileSync(file + '.tmp', kept.map((l) => l + '\n').join(''));
+    fs.renameSync(file + '.tmp', file);
   }
   // The efficiency cache (delta-sizes.ts): entries of layers that are no longer reachable go with them (a cache:
   // one that cannot be removed now is removed by a later gc, and is never wrong meanwhile).

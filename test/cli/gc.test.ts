@@ -73,11 +73,17 @@ test('gc: one pack with deltas, fsck --strict passes, every reachable object kep
   await glayerOk(w.ws, 'reset', '--hard', w.ids[8]);
   fs.rmSync(join(w.gitdir, 'logs'), { recursive: true });
   const want = reachable(w.gitdir);
+  // The caches kept per layer hold lines of every layer, the unreachable ones and a repeated one included.
+  const cacheFile = (name: string) => join(w.gitdir, 'glayer', name);
+  fs.writeFileSync(cacheFile('depths'), w.ids.map((id, k) => `${id} ${k + 1}\n`).join('') + `${w.ids[2]} 3\n`);
+  assert.ok(fs.readFileSync(cacheFile('union-meta'), 'latin1').includes(w.ids[11]), 'commit recorded the union manifest of the last layer');
   const beforeAll = git(w.gitdir, ['count-objects', '-v']);
   assert.match(beforeAll, /count: \d+/);
   // Young unreachable objects are kept by default.
   let r = JSON.parse((await glayerOk(w.ws, 'gc', '--json')).stdout);
   assert.ok(r.keptUnreachable > 0, 'young unreachable objects kept');
+  // Cache lines go with reachability, whatever the age: 3 layers x 3 caches, and the repeat.
+  assert.ok(r.unionLinesDropped >= 7, `dropped ${r.unionLinesDropped}`);
   assert.is(r.pruned, 0);
   assert.ok(git(w.gitdir, ['cat-file', '-t', w.ids[11]]) === 'commit');
   fsck(w.gitdir);
@@ -87,6 +93,16 @@ test('gc: one pack with deltas, fsck --strict passes, every reachable object kep
   assert.ok(r.deltas > 0, 'versions of a path are stored as deltas');
   fsck(w.gitdir);
   assert.equal(reachable(w.gitdir), want);
+  // Only reachable layers keep cache lines, each once, and the objects those lines name are still there.
+  const layers = new Set(git(w.gitdir, ['rev-list', '--all']).split('\n'));
+  for (const name of ['unions', 'union-meta', 'depths']) {
+    const lines = fs.readFileSync(cacheFile(name), 'latin1').split('\n').filter(Boolean);
+    const commits = lines.map((l) => l.split(' ')[0]);
+    assert.ok(commits.every((c) => layers.has(c)), `${name}: only reachable layers`);
+    assert.is(new Set(commits).size, commits.length, `${name}: each layer once`);
+    if (name === 'depths') assert.equal(commits.sort(), w.ids.slice(0, 9).sort(), 'depths: the nine reachable layers');
+    else for (const l of lines) { const v = l.split(' ')[1]; if (v !== '-') assert.is(spawnSyncGit(w.gitdir, ['cat-file', '-e', v]), 0, `${name}: ${v} is kept`); }
+  }
   const packs = fs.readdirSync(join(w.gitdir, 'objects', 'pack')).filter((n) => n.endsWith('.pack'));
   assert.is(packs.length, 1);
   const verify = git(w.gitdir, ['verify-pack', '-v', join(w.gitdir, 'objects', 'pack', packs[0])]);
