@@ -44,14 +44,15 @@ export async function commit(opts: CommitOptions): Promise<CommitResult> {
     // Count what the pack will hold first, so it is written in one pass (its header holds the count).
     const trees = objects.missingTrees([plan.upperTree, union]);
     const newBlobs = new Set<string>();
-    for (const { entry } of files) if (!objects.has(entry.oid)) newBlobs.add(entry.oid);
+    const has = objects.presence();
+    for (const { entry } of files) if (!has(entry.oid)) newBlobs.add(entry.oid);
     const w = objects.writer(newBlobs.size + trees.length + 1);
     try {
       let done = 0;
       for (const { path, entry } of files) {
         if (opts.onProgress && (++done % 500 === 0 || done === files.length)) opts.onProgress({ phase: 'commit', done, total: files.length });
         if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
-        if (objects.has(entry.oid)) continue;
+        if (!newBlobs.has(entry.oid)) continue;
         // The writable layer's manifest is made by the reconcile; no file of the view holds it.
         if (path === META_NAME && plan.upperMeta) { w.add('blob', plan.upperMeta); continue; }
         const src = plan.blobs.fileFor(entry.oid);

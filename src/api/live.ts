@@ -87,11 +87,12 @@ export async function commitLive(ws: Workspace, plan: LivePlan, message: string,
   checkUpperManifest(ws, plan, union);
   const w = objects.writer();
   const files = [...walkTree(objects, plan.upperTree)].filter(({ entry }) => entry.mode !== '40000');
+  const has = objects.presence();
   let done = 0;
   for (const { path, entry } of files) {
     if (onProgress && (++done % 500 === 0 || done === files.length)) onProgress({ phase: 'commit', done, total: files.length });
     if (entry.oid === EMPTY_BLOB) { w.add('blob', Buffer.alloc(0)); continue; }
-    if (objects.has(entry.oid)) continue;
+    if (has(entry.oid)) continue;
     if (path === META_NAME && plan.upperMeta) { w.add('blob', plan.upperMeta); continue; }
     const src = plan.blobs.fileFor(entry.oid);
     if (!src) throw new GlayerError('E_INTERNAL', `internal error: no file holds ${display(path)} (${entry.oid}); please report this bug`, {}, 70);

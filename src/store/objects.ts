@@ -495,6 +495,16 @@ export class ObjectStore implements TreeSink {
     return fs.existsSync(this.loosePath(oid));
   }
 
+  /**
+   * has() for many lookups in a row: loose objects are looked for only in the fan-out directories there are now
+   * (one readdir, not a file system call per object). An object written since into a new directory counts as
+   * absent: fine for a writer, which then writes it again (git allows an object both loose and packed).
+   */
+  presence(): (oid: string) => boolean {
+    const fanout = this.looseFanout();
+    return (oid) => this.packed(oid) !== null || (fanout.has(oid.slice(0, 2)) && this.hasLoose(oid));
+  }
+
   /** The fan-out directories of loose objects (`objects/xx`) there are now. */
   looseFanout(): Set<string> {
     let names: string[] = [];
@@ -861,17 +871,12 @@ export class ObjectWriter {
     return oid;
   }
 
-  private fanout: Set<string> | null = null;
+  private present: ((oid: string) => boolean) | null = null;
 
-  /**
-   * Whether the store has `oid` already. Loose objects are looked for only in the fan-out directories there
-   * were at the first call (one readdir, not a file system call per object): one written since into a new
-   * directory is written again, which is harmless (git allows an object both loose and packed).
-   */
+  /** Whether the store has `oid` already (ObjectStore.presence(), from the first call on). */
   private inStore(oid: string): boolean {
-    if (this.store.hasPacked(oid)) return true;
-    this.fanout ??= this.store.looseFanout();
-    return this.fanout.has(oid.slice(0, 2)) && this.store.hasLoose(oid);
+    this.present ??= this.store.presence();
+    return this.present(oid);
   }
 
   private parallelOn = false;
