@@ -13,20 +13,24 @@
  * batch in one transferred buffer.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { STOPPABLE, startWorker, stopWorker } from '../sys/workers.js';
 import type { Stat } from './index-file.js';
 
-const WORKER = `
+const WORKER = STOPPABLE + `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const zlib = require('node:zlib');
-parentPort.on('message', ({ id, pathBytes, data, ends, perms, chmods, sizes }) => {
+parentPort.on('message', (m) => {
+  if (m === null || stopped()) return;
+  const { id, pathBytes, data, ends, perms, chmods, sizes } = m;
   const paths = Buffer.from(pathBytes).toString('latin1').split('\\0');
   const stats = new Float64Array(7 * ends.length);
   const errors = [];
   const all = Buffer.from(data);
   let start = 0;
   for (let k = 0; k < ends.length; k++) {
+    if (stopped()) return;
     let body = all.subarray(start, ends[k]);
     start = ends[k];
     if (sizes[k] >= 0) {
@@ -77,7 +81,7 @@ class Lane {
   /** Batch memory the writer gave back. */
   readonly free: ArrayBuffer[] = [];
   readonly inflight = new Map<number, { items: Item[]; settled: Promise<void>; resolve(): void }>();
-  constructor() { this.worker = new Worker(WORKER, { eval: true }); }
+  constructor() { this.worker = startWorker(WORKER); }
 }
 
 export class FileWriter {
@@ -181,6 +185,6 @@ export class FileWriter {
 
   async close(): Promise<void> {
     this.dead ??= new Error('closed');
-    await Promise.all(this.lanes.map((l) => l.worker.terminate()));
+    await Promise.all(this.lanes.map((l) => stopWorker(l.worker)));
   }
 }

@@ -14,7 +14,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { STOPPABLE, startWorker, stopWorker } from '../sys/workers.js';
 import * as zlib from 'node:zlib';
 
 /** Bytes of input per block (as pigz's default 128 KiB, larger: fewer messages, same ratio within 0.1%). */
@@ -48,11 +49,12 @@ function deflateBlock(data: Buffer, dict: Uint8Array | null, last: boolean, leve
  * The worker: plain JavaScript run with `eval` (no file of its own in the bundle); the same deflateBlock as
  * above. The input buffer goes back with the answer, for reuse.
  */
-const WORKER = `
+const WORKER = STOPPABLE + `
 const OUT_CHUNK = ${OUT_CHUNK};
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 parentPort.on('message', (m) => {
+  if (m === null || stopped()) return;
   try {
     const out = zlib.deflateRawSync(Buffer.from(m.buf, 0, m.len), {
       level: m.level,
@@ -190,7 +192,7 @@ export class ParallelGzip extends Transform {
   private worker(k: number): Worker {
     let w = this.workers[k];
     if (!w) {
-      w = new Worker(WORKER, { eval: true });
+      w = startWorker(WORKER);
       w.on('message', (m: Answer) => this.received(m));
       w.on('error', (e) => this.fail(new Error(`gzip thread failed (${e.message})`)));
       w.on('exit', () => { if (this.sent.length) this.fail(new Error('gzip thread exited')); });
@@ -227,6 +229,6 @@ export class ParallelGzip extends Transform {
   private stopWorkers(): void {
     const ws = this.workers;
     this.workers = [];
-    for (const w of ws) void w.terminate();
+    for (const w of ws) void stopWorker(w);
   }
 }

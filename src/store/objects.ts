@@ -12,7 +12,8 @@ import { onAbort } from '../sys/abort.js';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { STOPPABLE, startWorker, stopWorker } from '../sys/workers.js';
 import { availableParallelism } from 'node:os';
 import { join as pjoin } from 'node:path';
 import { ObjectError, isAbsent, isSystemRefusal, withPath } from '../errors.js';
@@ -1140,7 +1141,7 @@ export class PackWriter {
     const seq = this.seq++;
     const k = seq % DEFLATE_THREADS;
     if (!this.workers[k]) {
-      const w = new Worker(DEFLATE_WORKER, { eval: true });
+      const w = startWorker(DEFLATE_WORKER);
       w.on('message', (m: DeflateAnswer) => this.received(m));
       w.on('error', (e) => this.fail(new ObjectError(this.tmpPack, `deflate thread failed (${e.message})`)));
       w.on('exit', () => { if (this.sent.length) this.fail(new ObjectError(this.tmpPack, 'deflate thread exited')); });
@@ -1185,7 +1186,7 @@ export class PackWriter {
   private stopWorkers(): void {
     const ws = this.workers;
     this.workers = [];
-    for (const w of ws) void w.terminate();
+    for (const w of ws) void stopWorker(w);
   }
 
   /** Stream a file into the pack as a blob entry; an entry whose oid is `known` already is taken back. */
@@ -1393,7 +1394,7 @@ interface DeflateAnswer { seq: number; out: ArrayBuffer; lens: Uint32Array; crcs
  * in the bundle. Each message is a batch of blobs back to back and their sizes; the answer is their pack entries
  * (header, zlib stream at level 1 with deflateOptions' sizing), each entry's length and CRC-32.
  */
-const DEFLATE_WORKER = `
+const DEFLATE_WORKER = STOPPABLE + `
 const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 function options(size) {
@@ -1410,6 +1411,7 @@ function header(size) {
   return Buffer.from(bytes);
 }
 parentPort.on('message', (m) => {
+  if (m === null || stopped()) return;
   const src = Buffer.from(m.buf);
   const n = m.sizes.length;
   const lens = new Uint32Array(n);
@@ -1417,6 +1419,7 @@ parentPort.on('message', (m) => {
   const parts = [];
   let off = 0, total = 0;
   for (let i = 0; i < n; i++) {
+    if (stopped()) return;
     const size = m.sizes[i];
     const h = header(size);
     const z = zlib.deflateSync(src.subarray(off, off + size), options(size));
