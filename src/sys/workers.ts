@@ -20,6 +20,8 @@ stopPort.on('message', (m) => { if (m === null) stopPort.close(); });
 `;
 
 const flags = new WeakMap<Worker, Int32Array>();
+/** Workers whose thread has ended (an error, or a stop): stopping one again has nothing to wait for. */
+const ended = new WeakSet<Worker>();
 
 /** A worker running `source` (which starts with STOPPABLE). */
 export function startWorker(source: string): Worker {
@@ -27,6 +29,7 @@ export function startWorker(source: string): Worker {
   // Plain CommonJS, whatever flags started the process (--input-type=module would make `require` undefined).
   const w = new Worker(source, { eval: true, workerData: { stopFlag }, execArgv: [] });
   flags.set(w, stopFlag);
+  w.once('exit', () => ended.add(w));
   return w;
 }
 
@@ -34,9 +37,10 @@ export function startWorker(source: string): Worker {
 export function stopWorker(w: Worker): Promise<void> {
   const flag = flags.get(w);
   if (!flag) return w.terminate().then(() => {});
-  if (Atomics.exchange(flag, 0, 1) === 1) return Promise.resolve();
-  const ended = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+  Atomics.store(flag, 0, 1);
+  if (ended.has(w)) return Promise.resolve();
+  const exit = new Promise<void>((resolve) => w.once('exit', () => resolve()));
   w.ref();
   try { w.postMessage(null); } catch { /* already gone */ }
-  return ended;
+  return exit;
 }

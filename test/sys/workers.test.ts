@@ -4,6 +4,7 @@
 // starts workers that deflate small buffers as fast as they can and stops them a random moment later: the child
 // must come through every round, and every worker must have ended by leaving its loop (a terminate() cuts it off).
 import { test } from 'uvu';
+import { STOPPABLE, startWorker, stopWorker } from '../../src/sys/workers.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +41,19 @@ test('stopWorker ends busy zlib workers without aborting the process, round afte
   assert.is(r.status, 0, r.stderr.slice(0, 400));
   // Each worker was asked, and finished the item it was on: none was cut off.
   assert.is(r.stdout.trim(), '100 of 100 workers left their loop');
+});
+
+// A writer whose thread died (an error) or was stopped already is stopped again on every cleanup path: that must
+// not wait for an exit that has happened.
+test('stopWorker of a worker that has ended, or is stopped twice, resolves', async () => {
+  const failing = startWorker(STOPPABLE + "throw new Error('broken');");
+  await new Promise((r) => failing.once('error', r));
+  await new Promise((r) => setTimeout(r, 50));
+  const idle = startWorker(STOPPABLE);
+  await Promise.race([
+    Promise.all([stopWorker(failing), stopWorker(idle), stopWorker(idle)]),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('stopWorker waited for an exit that had happened')), 10_000)),
+  ]);
 });
 
 test.run();
