@@ -483,16 +483,11 @@ export class ObjectStore implements TreeSink {
   }
 
   has(oid: string): boolean {
-    return this.packed(oid) !== null || fs.existsSync(this.loosePath(oid));
-  }
-
-  /** Whether a pack holds `oid` (in memory, no file system call). */
-  hasPacked(oid: string): boolean {
-    return this.packed(oid) !== null;
+    return this.packed(oid) !== null || this.hasLoose(oid);
   }
 
   /** Whether `oid` is a loose object. */
-  hasLoose(oid: string): boolean {
+  private hasLoose(oid: string): boolean {
     return fs.existsSync(this.loosePath(oid));
   }
 
@@ -507,7 +502,7 @@ export class ObjectStore implements TreeSink {
   }
 
   /** The fan-out directories of loose objects (`objects/xx`) there are now. */
-  looseFanout(): Set<string> {
+  private looseFanout(): Set<string> {
     let names: string[] = [];
     try { names = fs.readdirSync(this.objectsDir); } catch (e) { if (!isAbsent(e)) throw e; }
     return new Set(names.filter((n) => /^[0-9a-f]{2}$/.test(n)));
@@ -674,8 +669,8 @@ export class ObjectStore implements TreeSink {
 
   /**
    * A blob stored whole in a pack and under 1 MiB: its compressed bytes (a view of the pack's read window, valid
-   * until the next read of the store: copy it, do not keep or change it) and its size, for a writer thread to inflate (fs/file-writer.ts); null for
-   * anything else (loose, a delta, large, absent), which readSmallBlob reads.
+   * until the next read of the store: copy it, do not keep or change it) and its size, for a writer thread to
+   * inflate (fs/file-writer.ts); null for anything else (loose, a delta, large, absent), which readSmallBlob reads.
    */
   packedBlobData(oid: string): { comp: Buffer; size: number } | null {
     const at = this.packed(oid);

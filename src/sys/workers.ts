@@ -35,9 +35,7 @@ export function startWorker(source: string): Worker {
 
 /** Ask a worker made by startWorker to end after the item it is on; resolves when it has ended. */
 export function stopWorker(w: Worker): Promise<void> {
-  const flag = flags.get(w);
-  if (!flag) return w.terminate().then(() => {});
-  Atomics.store(flag, 0, 1);
+  Atomics.store(flags.get(w)!, 0, 1);
   if (ended.has(w)) return Promise.resolve();
   const exit = new Promise<void>((resolve) => w.once('exit', () => resolve()));
   w.ref();
